@@ -1,0 +1,1 @@
+"""Backends behind one small protocol: the local llama.cpp engine and remote HTTP servers."""

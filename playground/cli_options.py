@@ -1,0 +1,80 @@
+"""Command-line options shared by the TUI and the headless commands (llama.cpp's names)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from playground.engine_options import EngineChoice
+from playground.params import GenerationRequest, SamplerParams
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("-m", "--model", metavar="PATH", help="GGUF file (default: the embedded SmolLM2-135M-Instruct)")
+    group.add_argument("-c", "--ctx-size", type=int, default=None, metavar="N", help="context size in tokens (default 4096)")
+    group.add_argument("-ngl", "--n-gpu-layers", "--gpu-layers", dest="n_gpu_layers", type=int, default=None, metavar="N",
+                       help="layers to offload to the GPU (default: all when the build supports a GPU, else 0)")
+    group.add_argument("-t", "--threads", type=int, default=None, metavar="N", help="CPU threads (default: all cores)")
+
+
+def add_sampler_options(parser: argparse.ArgumentParser) -> None:
+    d = SamplerParams()
+    group = parser.add_argument_group("sampling (llama.cpp order: penalties, top-k, top-p, min-p, temperature)")
+    group.add_argument("--temp", type=float, default=None, metavar="T", help=f"temperature; 0 = greedy (default {d.temperature})")
+    group.add_argument("--top-k", type=int, default=None, metavar="K", help=f"0 = off (default {d.top_k})")
+    group.add_argument("--top-p", type=float, default=None, metavar="P", help=f"1.0 = off (default {d.top_p})")
+    group.add_argument("--min-p", type=float, default=None, metavar="P", help=f"0 = off (default {d.min_p})")
+    group.add_argument("--repeat-penalty", type=float, default=None, metavar="R", help=f"1.0 = off (default {d.repeat_penalty})")
+    group.add_argument("--repeat-last-n", type=int, default=None, metavar="N", help=f"tokens the penalty looks at (default {d.repeat_last_n})")
+    group.add_argument("-s", "--seed", type=int, default=None, metavar="N", help="-1 = random, reported (default -1)")
+    group.add_argument("--greedy", action="store_true", default=None, help="always take the most likely token")
+    group.add_argument("-n", "--max-tokens", "--n-predict", dest="max_tokens", type=int, default=None, metavar="N",
+                       help="maximum new tokens (default 256)")
+    group.add_argument("--top-n", type=int, default=None, metavar="N", help="alternatives reported per token, 0-100 (default 10)")
+    group.add_argument("--stop", action="append", default=None, metavar="TEXT", help="stop string (repeatable)")
+
+
+def sampler_from_args(args: argparse.Namespace, base: SamplerParams | None = None) -> SamplerParams:
+    """Sampler settings: ``base`` (config defaults) overridden by what was given on the line."""
+    params = base or SamplerParams()
+    mapping = {
+        "temp": "temperature",
+        "top_k": "top_k",
+        "top_p": "top_p",
+        "min_p": "min_p",
+        "repeat_penalty": "repeat_penalty",
+        "repeat_last_n": "repeat_last_n",
+        "seed": "seed",
+        "greedy": "greedy",
+    }
+    changes = {field: getattr(args, arg) for arg, field in mapping.items() if getattr(args, arg, None) is not None}
+    return params.replace(**changes).validate()
+
+
+def request_from_args(args: argparse.Namespace, prompt: str, base: SamplerParams | None = None) -> GenerationRequest:
+    return GenerationRequest(
+        prompt=prompt,
+        sampler=sampler_from_args(args, base),
+        max_tokens=args.max_tokens if args.max_tokens is not None else 256,
+        stop=tuple(args.stop or ()),
+        top_n=args.top_n if args.top_n is not None else 10,
+    ).validate()
+
+
+def engine_choice_from_args(args: argparse.Namespace) -> EngineChoice:
+    return EngineChoice(
+        model_path=args.model,
+        n_ctx=args.ctx_size or 4096,
+        n_gpu_layers=args.n_gpu_layers,
+        n_threads=args.threads,
+    ).validate()
+
+
+def read_prompt(value: str | None) -> str:
+    """The prompt argument, or standard input when it is absent or ``-``."""
+    if value is None or value == "-":
+        if sys.stdin is None or sys.stdin.isatty() and value is None:
+            raise SystemExit("playground: no prompt given (pass it as an argument or on standard input)")
+        return sys.stdin.read()
+    return value

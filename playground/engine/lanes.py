@@ -1,0 +1,298 @@
+"""Several completions of one prompt, decoded together: compare lanes and self-consistency samples.
+
+Schedule: the prompt goes into sequence 0 through ``Engine.evaluate_prompt`` (so the engine's
+prefix reuse keeps working), ``llama_memory_seq_cp`` shares it with sequences 1..N (the context is
+created with a unified KV cache when it holds several sequences, so this only tags cells: no copy,
+no extra memory), then every step is ONE ``llama_decode`` holding the next token of each live lane,
+lane k in sequence k + 1. Each lane samples from its own output row
+(``llama_get_logits_ith(ctx, batch_index)``) with its own sampler chain and seed, so it takes the
+tokens a single-lane run with the same settings would take (tests/test_lanes.py checks the ids and
+measures the float differences of the batched decode). Sequence 0 keeps only the prompt, so a re-run
+of the same prompt evaluates one token; the lanes' sequences are emptied when the run ends.
+
+Not thread-safe, and shares the engine's context: run one ``stream`` (or ``Engine.stream``) at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+import llama_cpp
+
+from playground.compare.events import BatchDone, LaneEvent
+from playground.engine.batch import Batch
+from playground.engine.generator import Engine, resolve_seed
+from playground.engine.llama_model import LlamaModel
+from playground.engine.sampler_chain import SamplerChain
+from playground.engine.token_stats import position_stats
+from playground.engine.utf8_stream import Utf8Stream
+from playground.errors import InvalidParameterError, PlaygroundError
+from playground.events import Alternative, DoneEvent, FailedEvent, RawDistribution, StartEvent, TokenEvent
+from playground.params import GenerationRequest
+
+#: Most lanes one run may hold (self-consistency asks for up to 32 samples).
+MAX_LANES = 32
+
+
+def seq_max_for(n_lanes: int) -> int:
+    """The ``n_seq_max`` a context needs for ``n_lanes`` lanes: one per lane plus the prompt's."""
+    return n_lanes + 1
+
+
+class _Lane:
+    """One lane's state: its sampler, text stream, limits and place in the KV cache."""
+
+    def __init__(self, index: int, request: GenerationRequest, seed: int, n_vocab: int, pos: int) -> None:
+        self.index = index
+        self.seq = index + 1  # sequence 0 holds the shared prompt
+        self.request = request
+        self.seed = seed
+        self.chain = SamplerChain(request.sampler, n_vocab, seed)
+        self.utf8 = Utf8Stream()
+        self.longest_stop = max((len(s) for s in request.stop), default=0)
+        self.recent = ""  # tail of the completion, long enough to see a stop string arrive
+        self.n = 0
+        self.pos = pos  # KV position of the next token this lane decodes
+        self.batch_index = -1  # its output row in the last decode (-1: the prompt's last token)
+        self.next_token = -1
+        self.t_first: float | None = None
+        self.t_last = 0.0
+        self.finish = "length"
+        self.stop_hit: str | None = None
+        self.ended = False
+
+    def end(self, finish: str) -> None:
+        self.finish = finish
+        self.ended = True
+
+    def step(
+        self, model: LlamaModel, logits: np.ndarray, t0: float, dist_size: int, with_entropy: bool, cancelled: bool
+    ) -> TokenEvent | None:
+        """Sample this lane's next token, as ``Engine._decode_loop`` does for its one sequence.
+
+        Returns the token's event, or None when the lane ended without one (cancel, EOG). After it,
+        either ``ended`` is set or ``next_token`` must be decoded at ``pos``.
+        """
+        if cancelled:
+            self.end("cancelled")
+            return None
+        picked = self.chain.sample(logits)
+        token = picked.id
+        if model.is_eog(token):
+            self.end("stop")
+            return None
+        top_n = self.request.top_n
+        stats = position_stats(logits, token, max(top_n, dist_size), with_entropy=with_entropy)
+        text = self.utf8.push(model.piece(token))
+        top = tuple(
+            Alternative(int(i), model.piece_text(int(i)), float(lp))
+            for i, lp in zip(stats.top_ids[:top_n], stats.top_logprobs[:top_n])
+        )
+        dist = (
+            RawDistribution(stats.top_ids[:dist_size], stats.top_logprobs[:dist_size], model.n_vocab, stats.log_z)
+            if dist_size
+            else None
+        )
+        self.t_last = time.perf_counter()
+        if self.t_first is None:
+            self.t_first = self.t_last
+        event = TokenEvent(
+            i=self.n,
+            id=token,
+            text=text,
+            logprob=stats.logprob,
+            p_sampled=picked.p_sampled,
+            top=top,
+            t=self.t_last - t0,
+            n_candidates=picked.n_candidates,
+            entropy=stats.entropy,
+            dist=dist,
+        )
+        self.n += 1
+        stops = self.request.stop
+        if stops and text:
+            self.recent = (self.recent + text)[-(self.longest_stop + len(text)) :]
+            self.stop_hit = next((s for s in stops if s in self.recent), None)
+            if self.stop_hit is not None:
+                self.end("stop")
+                return event
+        if self.n >= self.request.max_tokens or self.pos + 1 > model.n_ctx:
+            self.end("length")
+            return event
+        self.next_token = token
+        return event
+
+    def done_event(self, t0: float, t_prompt: float, n_evaluated: int) -> DoneEvent:
+        t_first = self.t_first
+        decode_s = self.t_last - t_first if t_first is not None else 0.0
+        return DoneEvent(
+            finish_reason=self.finish,  # type: ignore[arg-type]
+            n_tokens=self.n,
+            ttft_s=(t_first - t0) if t_first is not None else None,
+            prompt_tok_s=(n_evaluated / t_prompt) if t_prompt > 0 else None,
+            decode_tok_s=((self.n - 1) / decode_s) if self.n > 1 and decode_s > 0 else None,
+            prompt_tokens_evaluated=n_evaluated,
+            stop_string=self.stop_hit,
+            seed=self.seed,
+            tail=self.utf8.flush(),
+        )
+
+
+class LaneRunner:
+    """Runs N lanes of one prompt on an engine whose context holds ``seq_max_for(N)`` sequences."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.model = engine.model
+        self.n_seq_max = int(llama_cpp.llama_n_seq_max(self.model.ctx))
+        self._batch = Batch(max(1, self.n_seq_max))
+
+    @property
+    def max_lanes(self) -> int:
+        return min(MAX_LANES, self.n_seq_max - 1)
+
+    def close(self) -> None:
+        self._batch.close()
+
+    def _check(self, requests: Sequence[GenerationRequest]) -> None:
+        if not requests:
+            raise InvalidParameterError("at least one lane is needed")
+        if len(requests) > self.max_lanes:
+            raise InvalidParameterError(
+                f"{len(requests)} lanes, but this context holds {self.max_lanes} "
+                f"(load the model with n_seq_max >= {seq_max_for(len(requests))}; at most {MAX_LANES} lanes)"
+            )
+        first = requests[0]
+        for request in requests:
+            request.validate()
+            if request.prompt != first.prompt or request.add_special != first.add_special:
+                raise InvalidParameterError("all lanes of one run share the same prompt")
+
+    def _clear_lane_sequences(self) -> None:
+        for seq in range(1, self.n_seq_max):
+            llama_cpp.llama_memory_seq_rm(self.model.memory, seq, -1, -1)
+
+    def stream(
+        self,
+        requests: Sequence[GenerationRequest],
+        cancel: threading.Event | None = None,
+        *,
+        lane_cancel: Sequence[threading.Event | None] | None = None,
+        dist_size: int = 0,
+        with_entropy: bool = True,
+    ) -> Iterator[LaneEvent | BatchDone]:
+        """Yield each lane's Start event, then Token events as the steps produce them (lane order
+        within a step), each lane's Done or Failed event when it ends, and one ``BatchDone``.
+
+        Args:
+            requests: one per lane, all with the same prompt; each has its own sampler, seed,
+                max tokens, stop strings and top-n.
+            cancel: set it to end every lane between two steps (finish_reason "cancelled").
+            lane_cancel: per-lane events, to end one lane while the others go on.
+            dist_size: keep this many head entries of the raw distribution per token.
+            with_entropy: compute the raw distribution's entropy per token.
+        """
+        self._check(requests)
+        t0 = time.perf_counter()
+        model = self.model
+        prompt_tokens = self.engine.tokenize_prompt(requests[0])
+        n_prompt = len(prompt_tokens)
+        lanes = [_Lane(k, r, resolve_seed(r.sampler.seed), model.n_vocab, n_prompt) for k, r in enumerate(requests)]
+        try:
+            for lane in lanes:
+                r = lane.request
+                yield LaneEvent(lane.index, StartEvent(
+                    model=model.describe(),
+                    prompt=r.prompt,
+                    prompt_tokens=tuple(prompt_tokens),
+                    params={**r.sampler.to_dict(), "seed": lane.seed, "max_tokens": r.max_tokens,
+                            "stop": list(r.stop), "top_n": r.top_n},
+                ))
+                n_history = r.sampler.repeat_last_n
+                lane.chain.accept(prompt_tokens if n_history < 0 else prompt_tokens[-n_history:] if n_history else ())
+            try:
+                self._clear_lane_sequences()
+                n_evaluated = self.engine.evaluate_prompt(prompt_tokens)
+            except PlaygroundError as exc:
+                for lane in lanes:
+                    yield LaneEvent(lane.index, FailedEvent(exc.title, exc.message, 0))
+                return
+            t_prompt = time.perf_counter() - t0
+            for lane in lanes:
+                llama_cpp.llama_memory_seq_cp(model.memory, 0, lane.seq, -1, -1)
+            yield from self._steps(lanes, cancel, lane_cancel, t0, t_prompt, n_evaluated, dist_size, with_entropy)
+        finally:
+            for lane in lanes:
+                lane.chain.close()
+            self._clear_lane_sequences()
+
+    def _steps(
+        self,
+        lanes: list[_Lane],
+        cancel: threading.Event | None,
+        lane_cancel: Sequence[threading.Event | None] | None,
+        t0: float,
+        t_prompt: float,
+        n_evaluated: int,
+        dist_size: int,
+        with_entropy: bool,
+    ) -> Iterator[LaneEvent | BatchDone]:
+        model = self.model
+        batch = self._batch
+        cells_used = len(self.engine.tokenize_prompt(lanes[0].request)) if False else lanes[0].pos
+        live = list(lanes)
+        n_steps = 0
+        while live:
+            for lane in live:
+                stop_all = cancel is not None and cancel.is_set()
+                stop_one = lane_cancel is not None and (ev := lane_cancel[lane.index]) is not None and ev.is_set()
+                logits = self.engine.logits_view(lane.batch_index)
+                event = lane.step(model, logits, t0, dist_size, with_entropy, stop_all or stop_one)
+                if event is not None:
+                    yield LaneEvent(lane.index, event)
+                if lane.ended:
+                    yield LaneEvent(lane.index, lane.done_event(t0, t_prompt, n_evaluated))
+            live = [lane for lane in live if not lane.ended]
+            if not live:
+                break
+            if cells_used + len(live) > model.n_ctx:
+                # The unified cache is full: every lane still going ends as a single run would at n_ctx.
+                for lane in live:
+                    lane.end("length")
+                    yield LaneEvent(lane.index, lane.done_event(t0, t_prompt, n_evaluated))
+                break
+            batch.clear()
+            for lane in live:
+                lane.batch_index = batch.add(lane.next_token, lane.pos, (lane.seq,), True)
+                lane.pos += 1
+            try:
+                batch.decode(model)
+            except PlaygroundError as exc:
+                for lane in live:
+                    yield LaneEvent(lane.index, FailedEvent(exc.title, exc.message, lane.n))
+                break
+            cells_used += len(live)
+            n_steps += 1
+        yield self._summary(lanes, t0, t_prompt, n_evaluated, n_steps)
+
+    @staticmethod
+    def _summary(lanes: list[_Lane], t0: float, t_prompt: float, n_evaluated: int, n_steps: int) -> BatchDone:
+        firsts = [lane.t_first for lane in lanes if lane.t_first is not None]
+        n_tokens = sum(lane.n for lane in lanes)
+        decode_s = max(lane.t_last for lane in lanes) - min(firsts) if firsts else 0.0
+        counted = n_tokens - len(firsts)  # each lane's first token comes from the prompt's logits
+        return BatchDone(
+            n_lanes=len(lanes),
+            prompt_tokens=lanes[0].pos - lanes[0].n + (1 if lanes[0].n and not lanes[0].ended else 0) if False else _prompt_len(lanes),
+            prompt_tokens_evaluated=n_evaluated,
+            prompt_s=t_prompt,
+            n_tokens=n_tokens,
+            n_steps=n_steps,
+            decode_s=decode_s,
+            decode_tok_s=(counted / decode_s) if counted > 0 and decode_s > 0 else None,
+            wall_s=time.perf_counter() - t0,
+        )

@@ -1,0 +1,33 @@
+"""An independent reference for token probabilities: llama-cpp-python's high-level ``Llama``.
+
+It follows the engine's decode schedule (the prompt in one decode, then one token per decode) and
+computes log-softmax in float64 from each step's logits. It shares none of the engine's code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def reference_logprobs(model_path: Path, prompt_tokens: list[int], tokens: list[int], n_ctx: int = 2048, n_threads: int | None = None):
+    """Per generated position: (log-softmax vector in float64) before each of ``tokens``."""
+    import llama_cpp
+
+    kwargs = {"n_threads": n_threads} if n_threads else {}
+    llm = llama_cpp.Llama(
+        model_path=str(model_path), n_ctx=n_ctx, n_batch=n_ctx, logits_all=False, verbose=False, **kwargs
+    )
+    try:
+        out = []
+        llm.eval(prompt_tokens)
+        for tok in tokens:
+            ptr = llama_cpp.llama_get_logits(llm.ctx)  # the batch's one output: its last token
+            logits = np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).astype(np.float64)
+            m = logits.max()
+            out.append(logits - (m + np.log(np.exp(logits - m).sum())))
+            llm.eval([tok])
+        return out
+    finally:
+        llm.close()
