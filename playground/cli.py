@@ -17,6 +17,10 @@ from playground.errors import PlaygroundError
 COMMANDS: dict[str, str] = {
     "generate": "generate",
     "bench": "bench",
+    "compare": "compare",
+    "open": "open_session",
+    "sessions": "sessions",
+    "replay": "replay",
 }
 
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 
 
-def reference_logprobs(model_path: Path, prompt_tokens: list[int], tokens: list[int], n_ctx: int = 2048, n_threads: int | None = None):
+def reference_logprobs(model_path: Path, prompt_tokens: list[int], tokens: list[int], n_ctx: int = 2048, n_threads: int | None = None, flash_attn: bool = True):
     """Per generated position: (log-softmax vector in float64) before each of ``tokens``."""
     import llama_cpp
 
     kwargs = {"n_threads": n_threads} if n_threads else {}
     llm = llama_cpp.Llama(
-        model_path=str(model_path), n_ctx=n_ctx, n_batch=n_ctx, logits_all=False, verbose=False, **kwargs
+        model_path=str(model_path), n_ctx=n_ctx, n_batch=n_ctx, logits_all=False, verbose=False, flash_attn=flash_attn, **kwargs
     )
     try:
         out = []

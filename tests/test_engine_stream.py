@@ -55,7 +55,8 @@ def test_prefix_reuse_evaluates_only_the_new_suffix(engine):
     engine.reuse_prefix = True
     _, _, done1 = collect(engine.stream(first))
     n_prompt = len(engine.model.tokenize(base, add_special=False))
-    assert done1.prompt_tokens_evaluated in (n_prompt, 1)  # 1 if an earlier test left the same prompt
+    # an earlier run may share the chat template's first tokens, nothing more
+    assert n_prompt - 8 <= done1.prompt_tokens_evaluated <= n_prompt
     # only the sampler changes: nothing but the last token is evaluated again
     second = GenerationRequest(base, SamplerParams(temperature=0.7, seed=1), max_tokens=4, top_n=0, add_special=False)
     _, _, done2 = collect(engine.stream(second))

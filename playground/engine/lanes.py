@@ -220,11 +220,13 @@ class LaneRunner:
             except PlaygroundError as exc:
                 for lane in lanes:
                     yield LaneEvent(lane.index, FailedEvent(exc.title, exc.message, 0))
+                yield self._summary(lanes, (t0, time.perf_counter() - t0, n_prompt, 0), 0)
                 return
             t_prompt = time.perf_counter() - t0
             for lane in lanes:
                 llama_cpp.llama_memory_seq_cp(model.memory, 0, lane.seq, -1, -1)
-            yield from self._steps(lanes, cancel, lane_cancel, t0, t_prompt, n_evaluated, dist_size, with_entropy)
+            timing = (t0, t_prompt, n_prompt, n_evaluated)
+            yield from self._steps(lanes, cancel, lane_cancel, timing, dist_size, with_entropy)
         finally:
             for lane in lanes:
                 lane.chain.close()
@@ -235,23 +237,22 @@ class LaneRunner:
         lanes: list[_Lane],
         cancel: threading.Event | None,
         lane_cancel: Sequence[threading.Event | None] | None,
-        t0: float,
-        t_prompt: float,
-        n_evaluated: int,
+        timing: tuple[float, float, int, int],
         dist_size: int,
         with_entropy: bool,
     ) -> Iterator[LaneEvent | BatchDone]:
         model = self.model
         batch = self._batch
-        cells_used = len(self.engine.tokenize_prompt(lanes[0].request)) if False else lanes[0].pos
+        t0, t_prompt, n_prompt, n_evaluated = timing
+        cells_used = n_prompt  # KV cells in use: the shared prompt, then one per decoded lane token
         live = list(lanes)
         n_steps = 0
         while live:
             for lane in live:
-                stop_all = cancel is not None and cancel.is_set()
-                stop_one = lane_cancel is not None and (ev := lane_cancel[lane.index]) is not None and ev.is_set()
+                own = lane_cancel[lane.index] if lane_cancel is not None else None
+                cancelled = (cancel is not None and cancel.is_set()) or (own is not None and own.is_set())
                 logits = self.engine.logits_view(lane.batch_index)
-                event = lane.step(model, logits, t0, dist_size, with_entropy, stop_all or stop_one)
+                event = lane.step(model, logits, t0, dist_size, with_entropy, cancelled)
                 if event is not None:
                     yield LaneEvent(lane.index, event)
                 if lane.ended:
@@ -277,17 +278,18 @@ class LaneRunner:
                 break
             cells_used += len(live)
             n_steps += 1
-        yield self._summary(lanes, t0, t_prompt, n_evaluated, n_steps)
+        yield self._summary(lanes, timing, n_steps)
 
     @staticmethod
-    def _summary(lanes: list[_Lane], t0: float, t_prompt: float, n_evaluated: int, n_steps: int) -> BatchDone:
+    def _summary(lanes: list[_Lane], timing: tuple[float, float, int, int], n_steps: int) -> BatchDone:
+        t0, t_prompt, n_prompt, n_evaluated = timing
         firsts = [lane.t_first for lane in lanes if lane.t_first is not None]
         n_tokens = sum(lane.n for lane in lanes)
         decode_s = max(lane.t_last for lane in lanes) - min(firsts) if firsts else 0.0
         counted = n_tokens - len(firsts)  # each lane's first token comes from the prompt's logits
         return BatchDone(
             n_lanes=len(lanes),
-            prompt_tokens=lanes[0].pos - lanes[0].n + (1 if lanes[0].n and not lanes[0].ended else 0) if False else _prompt_len(lanes),
+            prompt_tokens=n_prompt,
             prompt_tokens_evaluated=n_evaluated,
             prompt_s=t_prompt,
             n_tokens=n_tokens,

@@ -68,6 +68,9 @@ class ModelOptions:
     """None = all cores."""
     n_seq_max: int = 1
     """Parallel sequences the context must hold (compare lanes)."""
+    flash_attn: bool = True
+    """Flash attention changes float summation order, hence the last digits of every logprob;
+    fixed explicitly (not llama.cpp's "auto") so that runs and receipts are reproducible."""
 
 
 class LlamaModel:
@@ -97,9 +100,15 @@ class LlamaModel:
         cparams.n_ctx = options.n_ctx
         cparams.n_batch = options.n_ctx  # a prompt is evaluated in one decode
         cparams.n_seq_max = max(1, options.n_seq_max)
+        # Lanes share one prompt: a unified cache lets llama_memory_seq_cp tag the prompt's cells for
+        # every sequence (no copy) and gives each sequence the whole n_ctx, not n_ctx / n_seq_max.
+        cparams.kv_unified = cparams.n_seq_max > 1
         cparams.n_threads = self.n_threads
         cparams.n_threads_batch = self.n_threads
         cparams.no_perf = True
+        cparams.flash_attn_type = (
+            llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if options.flash_attn else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
         self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
         if not self._ctx:
             llama_cpp.llama_model_free(self._model)
@@ -108,7 +117,8 @@ class LlamaModel:
                 f"llama.cpp could not create a context of {options.n_ctx} tokens: "
                 f"{last_llama_log() or 'no reason given'}"
             )
-        self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
+        # llama.cpp may round the context up; a prompt must also fit in one batch.
+        self.n_ctx = min(llama_cpp.llama_n_ctx(self._ctx), llama_cpp.llama_n_batch(self._ctx))
         self.memory = llama_cpp.llama_get_memory(self._ctx)
         self._pieces: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
@@ -196,5 +206,6 @@ class LlamaModel:
             "n_ctx": self.n_ctx,
             "n_gpu_layers": self.n_gpu_layers,
             "n_threads": self.n_threads,
+            "flash_attn": self.options.flash_attn,
             "llama_cpp_python": llama_cpp.__version__,
         }
