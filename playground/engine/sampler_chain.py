@@ -21,6 +21,8 @@ import llama_cpp
 
 from playground.params import SamplerParams
 
+WHOLE_CONTEXT = 1 << 17  # longer than any context we create
+
 TOKEN_DATA_DTYPE = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")], align=True)
 assert TOKEN_DATA_DTYPE.itemsize == ctypes.sizeof(llama_cpp.llama_token_data)
 
@@ -39,7 +41,9 @@ def build_chain(params: SamplerParams, n_vocab: int, seed: int) -> ctypes.c_void
     chain = llama_cpp.llama_sampler_chain_init(chain_params)
     add = lambda smpl: llama_cpp.llama_sampler_chain_add(chain, smpl)  # noqa: E731
     if params.repeat_penalty != 1.0 and params.repeat_last_n != 0:
-        add(llama_cpp.llama_sampler_init_penalties(n_vocab, params.repeat_last_n, params.repeat_penalty, 0.0, 0.0))
+        # -1 means "the whole context" (llama-cli's meaning); llama.cpp itself clamps -1 to 0 (off).
+        last_n = params.repeat_last_n if params.repeat_last_n > 0 else WHOLE_CONTEXT
+        add(llama_cpp.llama_sampler_init_penalties(n_vocab, last_n, params.repeat_penalty, 0.0, 0.0))
     if params.is_greedy:
         add(llama_cpp.llama_sampler_init_greedy())
         return chain
