@@ -31,7 +31,8 @@ def engine():
     """One loaded engine for the whole run (tests that need a fresh KV cache make their own)."""
     from playground.engine_options import EngineChoice
 
-    eng = EngineChoice(n_ctx=2048).load()
+    # One thread: llama.cpp workers stall badly when another process competes for a 2-core machine.
+    eng = EngineChoice(n_ctx=2048, n_threads=1).load()
     yield eng
     eng.close()
 

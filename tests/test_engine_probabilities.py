@@ -17,7 +17,7 @@ PROMPT = CHAT.format("Name three colours of the rainbow and explain why the sky 
 
 @pytest.fixture(scope="module")
 def fresh_engine():
-    eng = EngineChoice(n_ctx=2048).load(reuse_prefix=False)
+    eng = EngineChoice(n_ctx=2048, n_threads=1).load(reuse_prefix=False)
     yield eng
     eng.close()
 

@@ -6,8 +6,9 @@ created with a unified KV cache when it holds several sequences, so this only ta
 no extra memory), then every step is ONE ``llama_decode`` holding the next token of each live lane,
 lane k in sequence k + 1. Each lane samples from its own output row
 (``llama_get_logits_ith(ctx, batch_index)``) with its own sampler chain and seed, so it takes the
-tokens a single-lane run with the same settings would take (tests/test_lanes.py checks the ids and
-measures the float differences of the batched decode). Sequence 0 keeps only the prompt, so a re-run
+tokens a single-lane run with the same settings would take: with flash attention (the default) the
+batched logits are bit-identical to a single run's (tests/test_lanes.py). Without it, llama.cpp's
+logits depend on how tokens are batched even for one sequence, and lanes inherit that. Sequence 0 keeps only the prompt, so a re-run
 of the same prompt evaluates one token; the lanes' sequences are emptied when the run ends.
 
 Not thread-safe, and shares the engine's context: run one ``stream`` (or ``Engine.stream``) at a time.

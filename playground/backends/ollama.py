@@ -1,0 +1,111 @@
+"""Ollama's native API: ``/api/generate`` (raw prompt) and ``/api/chat``, streamed as NDJSON.
+
+Request: ``options`` carries the sampler (temperature, top_k, top_p, min_p, repeat_penalty,
+repeat_last_n, seed, num_predict, stop); ``logprobs: true`` and ``top_logprobs`` (0-20) ask for
+probabilities. Each streamed object may carry ``logprobs: [{token, logprob, bytes,
+top_logprobs: [{token, logprob, bytes}]}]`` (Ollama >= 0.12.11; older servers omit it and the
+tokens then have no probabilities). The last object has ``done: true``, ``done_reason`` and the
+prompt's ``prompt_eval_count`` / ``prompt_eval_duration`` (ns).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from playground.backends.base import Capabilities
+from playground.backends.faults import RemoteFailure, server_detail
+from playground.backends.remote import Finish, Piece, RemoteBackend, pieces_for
+from playground.backends.sse import MalformedStream, as_logprob, as_text, iter_ndjson, top_alternatives
+from playground.params import GenerationRequest
+
+MAX_TOP = 20
+_PARAMS = frozenset({"temperature", "top_k", "top_p", "min_p", "repeat_penalty", "repeat_last_n", "seed", "greedy"})
+
+
+class OllamaBackend(RemoteBackend):
+    """Streams from an Ollama server (every llama.cpp sampler setting is native there)."""
+
+    backend_label = "ollama"
+
+    def make_capabilities(self) -> Capabilities:
+        e = self.endpoint
+        return Capabilities(
+            logprobs=e.logprobs,
+            max_alternatives=MAX_TOP if e.logprobs else 0,
+            sampled_prob=False,
+            distribution=False,
+            raw_prompt=not self.chat,
+            chat=self.chat,
+            seed=True,
+            cancel=True,
+            token_ids=False,
+            sampler_params=_PARAMS,
+        )
+
+    def build(self, request: GenerationRequest, seed: int | None) -> tuple[str, dict[str, Any]]:
+        s = request.sampler
+        options: dict[str, Any] = {
+            "temperature": 0.0 if s.is_greedy else s.temperature,
+            "top_k": s.top_k,
+            "top_p": s.top_p,
+            "min_p": s.min_p,
+            "repeat_penalty": s.repeat_penalty,
+            "repeat_last_n": s.repeat_last_n,
+            "num_predict": request.max_tokens,
+        }
+        if seed is not None:
+            options["seed"] = seed
+        if request.stop:
+            options["stop"] = list(request.stop)
+        body: dict[str, Any] = {"model": self.endpoint.model, "stream": True, "options": options}
+        if self.endpoint.logprobs:
+            body["logprobs"] = True
+            body["top_logprobs"] = min(request.top_n, MAX_TOP)
+        if self.chat:
+            messages = request.messages or (("user", request.prompt),)
+            body["messages"] = [{"role": role, "content": content} for role, content in messages]
+            return "/api/chat", body
+        body["prompt"] = request.prompt
+        body["raw"] = True  # the prompt is sent as is, without the model's template
+        return "/api/generate", body
+
+    async def parse(self, response: httpx.Response, request: GenerationRequest) -> AsyncIterator[Piece | Finish]:
+        top_n = min(request.top_n, MAX_TOP)
+        async for obj in iter_ndjson(response.aiter_lines()):
+            if "error" in obj:
+                raise RemoteFailure(f"the server reported an error: {server_detail(str(obj['error']))}")
+            if self.chat:
+                message = obj.get("message") or {}
+                if not isinstance(message, dict):
+                    raise MalformedStream("'message' is not an object")
+                text = as_text(message.get("content"))
+            else:
+                text = as_text(obj.get("response"))
+            for piece in pieces_for(text, _entries(obj.get("logprobs"), top_n)):
+                yield piece
+            if obj.get("done") is True:
+                yield _finish(obj)
+                return
+
+
+def _entries(logprobs: Any, top_n: int) -> list[Piece]:
+    if not logprobs:
+        return []
+    if not isinstance(logprobs, list):
+        raise MalformedStream("'logprobs' is not a list")
+    out = []
+    for entry in logprobs:
+        if not isinstance(entry, dict):
+            raise MalformedStream("a logprobs entry is not an object")
+        alts = [(as_text(a.get("token")), as_logprob(a.get("logprob"))) for a in entry.get("top_logprobs") or [] if isinstance(a, dict)]
+        out.append(Piece(as_text(entry.get("token")), as_logprob(entry.get("logprob")), top_alternatives(alts, top_n)))
+    return out
+
+
+def _finish(obj: dict[str, Any]) -> Finish:
+    count, duration = obj.get("prompt_eval_count"), obj.get("prompt_eval_duration")
+    rate = count / (duration / 1e9) if isinstance(count, int) and isinstance(duration, (int, float)) and duration > 0 else None
+    return Finish(str(obj.get("done_reason") or "stop"), prompt_tokens=count if isinstance(count, int) else None, prompt_tok_s=rate)

@@ -1,0 +1,137 @@
+"""OpenAI-compatible servers (vLLM, trtllm-serve, llama.cpp's servers, OpenAI): SSE over httpx.
+
+``/completions`` takes the raw prompt and ``logprobs`` as an integer (alternatives per token,
+OpenAI allows up to 5); ``/chat/completions`` takes messages, ``logprobs: true`` and
+``top_logprobs`` (up to 20). Token ids and the sampler's final probabilities are not part of the
+protocol: they stay None, never guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from playground.backends.base import Capabilities
+from playground.backends.faults import RemoteFailure, server_detail
+from playground.backends.remote import Finish, Piece, RemoteBackend, pieces_for
+from playground.backends.sse import DONE, MalformedStream, as_logprob, as_text, iter_sse, parse_json_object, top_alternatives
+from playground.params import GenerationRequest
+
+CHAT_MAX_TOP = 20
+_BASE_PARAMS = frozenset({"temperature", "top_p", "seed", "greedy"})
+
+
+class OpenAIBackend(RemoteBackend):
+    """Streams from an OpenAI-compatible endpoint in its ``mode`` (completions or chat)."""
+
+    backend_label = "openai"
+
+    def make_capabilities(self) -> Capabilities:
+        e = self.endpoint
+        top = (CHAT_MAX_TOP if self.chat else e.max_logprobs) if e.logprobs else 0
+        return Capabilities(
+            logprobs=e.logprobs,
+            max_alternatives=top,
+            sampled_prob=False,
+            distribution=False,
+            raw_prompt=not self.chat,
+            chat=self.chat,
+            seed=True,
+            cancel=True,
+            token_ids=False,
+            sampler_params=_BASE_PARAMS | e.extra_params,
+        )
+
+    def build(self, request: GenerationRequest, seed: int | None) -> tuple[str, dict[str, Any]]:
+        s = request.sampler
+        body: dict[str, Any] = {
+            "model": self.endpoint.model,
+            "stream": True,
+            "max_tokens": request.max_tokens,
+            "temperature": 0.0 if s.is_greedy else s.temperature,
+            "top_p": s.top_p,
+        }
+        if seed is not None:
+            body["seed"] = seed
+        if request.stop:
+            body["stop"] = list(request.stop)
+        for name in sorted(self.endpoint.extra_params):
+            body[name] = getattr(s, name)
+        top_n = min(request.top_n, self.capabilities.max_alternatives)
+        if self.chat:
+            messages = request.messages or (("user", request.prompt),)
+            body["messages"] = [{"role": role, "content": content} for role, content in messages]
+            if self.endpoint.logprobs:
+                body["logprobs"] = True
+                body["top_logprobs"] = top_n
+            return "/chat/completions", body
+        body["prompt"] = request.prompt
+        body["echo"] = False
+        if self.endpoint.logprobs:
+            body["logprobs"] = top_n  # 0 still returns the chosen token's log-probability
+        return "/completions", body
+
+    async def parse(self, response: httpx.Response, request: GenerationRequest) -> AsyncIterator[Piece | Finish]:
+        top_n = min(request.top_n, self.capabilities.max_alternatives)  # servers may add the chosen one
+        finish: Finish | None = None
+        prompt_tokens: int | None = None
+        async for event in iter_sse(response.aiter_lines()):
+            if event.data.strip() == DONE:
+                break
+            obj = parse_json_object(event.data)
+            if event.event == "error" or "error" in obj:
+                raise RemoteFailure(f"the server reported an error: {server_detail(event.data)}")
+            usage = obj.get("usage")
+            if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
+                prompt_tokens = usage["prompt_tokens"]
+            choices = obj.get("choices")
+            if not choices:
+                continue
+            if not isinstance(choices, list) or not isinstance(choices[0], dict):
+                raise MalformedStream(f"'choices' is not a list of objects: {event.data[:80]!r}")
+            choice = choices[0]
+            if self.chat:
+                delta = choice.get("delta") or {}
+                text, entries = as_text(delta.get("content")), _chat_entries(choice.get("logprobs"), top_n)
+            else:
+                text, entries = as_text(choice.get("text")), _completion_entries(choice.get("logprobs"), top_n)
+            for piece in pieces_for(text, entries):
+                yield piece
+            if choice.get("finish_reason"):
+                finish = Finish(str(choice["finish_reason"]))
+        if finish is not None:
+            yield Finish(finish.reason, prompt_tokens=prompt_tokens)
+
+
+def _completion_entries(logprobs: Any, top_n: int) -> list[Piece]:
+    """``{"tokens": [...], "token_logprobs": [...], "top_logprobs": [{text: lp}, ...]}``."""
+    if not logprobs:
+        return []
+    if not isinstance(logprobs, dict):
+        raise MalformedStream("'logprobs' is not an object")
+    tokens = logprobs.get("tokens") or []
+    values = logprobs.get("token_logprobs") or []
+    tops = logprobs.get("top_logprobs") or []
+    out = []
+    for k, token in enumerate(tokens):
+        top = tops[k] if k < len(tops) and isinstance(tops[k], dict) else {}
+        alts = top_alternatives([(str(t), as_logprob(v)) for t, v in top.items()], top_n)
+        out.append(Piece(as_text(token), as_logprob(values[k] if k < len(values) else None), alts))
+    return out
+
+
+def _chat_entries(logprobs: Any, top_n: int) -> list[Piece]:
+    """``{"content": [{"token", "logprob", "top_logprobs": [{"token", "logprob"}]}]}``."""
+    if not logprobs:
+        return []
+    if not isinstance(logprobs, dict):
+        raise MalformedStream("'logprobs' is not an object")
+    out = []
+    for entry in logprobs.get("content") or []:
+        if not isinstance(entry, dict):
+            raise MalformedStream("a logprobs entry is not an object")
+        alts = top_alternatives([(as_text(a.get("token")), as_logprob(a.get("logprob"))) for a in entry.get("top_logprobs") or []], top_n)
+        out.append(Piece(as_text(entry.get("token")), as_logprob(entry.get("logprob")), alts))
+    return out

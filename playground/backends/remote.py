@@ -1,0 +1,320 @@
+"""What every HTTP backend shares: the request with bounded retries, cancel, faults as messages.
+
+A subclass says what to send (``build``) and how to read the answer (``parse``: Piece per token,
+then one Finish). This class turns that into StartEvent, TokenEvent..., Done/FailedEvent.
+
+The API key is held in a ``Secret`` (its repr is ``***``), added as ``Authorization`` only to
+requests for the configured base URL's origin, and redirects are never followed, so it cannot
+travel to another host. Every message is passed through ``redact`` before it leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
+
+import httpx
+
+from playground.backends.base import Capabilities
+from playground.backends.endpoints import Endpoint, display_url
+from playground.backends.faults import RemoteFailure, http_status_message, transport_message
+from playground.backends.sse import MalformedStream
+from playground.events import Alternative, DoneEvent, FailedEvent, StartEvent, StreamEvent, TokenEvent
+from playground.params import RANDOM_SEED, GenerationRequest
+
+_POLL_S = 0.05  # how often a blocked read looks at the cancel flag
+_END = object()
+
+
+class Secret:
+    """A string that does not show itself in repr, str or f-strings."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """One generated token as the server describes it; None/() where it says nothing."""
+
+    text: str
+    logprob: float | None = None
+    top: tuple[Alternative, ...] = ()
+    id: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The server's end of the completion."""
+
+    reason: str
+    prompt_tokens: int | None = None
+    prompt_tok_s: float | None = None
+
+
+class Cancelled(Exception):
+    """The cancel flag was set while we were waiting on the server."""
+
+
+class RemoteBackend:
+    """Base of the OpenAI-compatible and Ollama backends (one stream at a time per instance)."""
+
+    backend_label: ClassVar[str] = "remote"
+
+    def __init__(self, endpoint: Endpoint, api_key: str | None = None, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.endpoint = endpoint.validate()
+        self.name = endpoint.name
+        self._key = Secret(api_key) if api_key else None
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self.capabilities = self.make_capabilities()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.endpoint.label}, model={self.endpoint.model!r})"
+
+    @property
+    def chat(self) -> bool:
+        """Sends chat messages (else the raw prompt)."""
+        return self.endpoint.mode == "chat"
+
+    # -- to be provided by subclasses --------------------------------------------------------
+    def make_capabilities(self) -> Capabilities:
+        raise NotImplementedError
+
+    def build(self, request: GenerationRequest, seed: int | None) -> tuple[str, dict[str, Any]]:
+        """(path under base_url, JSON body) for this request."""
+        raise NotImplementedError
+
+    def parse(self, response: httpx.Response, request: GenerationRequest) -> AsyncIterator[Piece | Finish]:
+        """Piece per token, then one Finish; raise RemoteFailure for an error the server reports."""
+        raise NotImplementedError
+
+    # -- the stream -------------------------------------------------------------------------
+    async def stream(self, request: GenerationRequest, cancel: threading.Event | None = None) -> AsyncIterator[StreamEvent]:
+        request.validate()
+        cancel = cancel or threading.Event()
+        seed = self.resolve_seed(request)
+        path, body = self.build(request, seed)
+        t0 = time.perf_counter()
+        yield StartEvent(
+            model={"name": self.endpoint.model, "endpoint": self.endpoint.name, "base_url": display_url(self.endpoint.base_url),
+                   "kind": self.endpoint.kind, "mode": self.endpoint.mode},
+            prompt=request.prompt,
+            prompt_tokens=(),  # the server's tokenisation is not returned
+            params=self.describe_params(request, seed, body),
+            backend=self.backend_label,
+        )
+        n, t_first, t_last, finish = 0, None, t0, None
+        response: httpx.Response | None = None
+        parts: AsyncIterator[Piece | Finish] | None = None
+        try:
+            response = await self._until(self._open(path, body, cancel), cancel)
+            parts = self.parse(response, request)
+            while (item := await self._until(anext(parts, _END), cancel)) is not _END:
+                if isinstance(item, Finish):
+                    finish = item
+                    continue
+                t_last = time.perf_counter()
+                t_first = t_first if t_first is not None else t_last
+                yield TokenEvent(i=n, id=item.id, text=item.text, logprob=item.logprob, p_sampled=None, top=item.top, t=t_last - t0)
+                n += 1
+            if finish is None:
+                raise RemoteFailure(f"the stream ended before the server said it was done, after {n} tokens (connection cut?)")
+            reason = {"length": "length"}.get(finish.reason, "stop")
+        except Cancelled:
+            reason = "cancelled"
+        except RemoteFailure as exc:
+            yield self._failed(exc.cause, n)
+            return
+        except MalformedStream as exc:
+            yield self._failed(f"malformed response after {n} tokens: {exc}", n)
+            return
+        except httpx.HTTPError as exc:
+            yield self._failed(transport_message(exc, self.endpoint, n), n)
+            return
+        finally:
+            if parts is not None:
+                await parts.aclose()  # type: ignore[attr-defined]
+            if response is not None:
+                await response.aclose()  # closes the connection: the server sees the cancel
+        decode_s = t_last - t_first if t_first is not None else 0.0
+        yield DoneEvent(
+            finish_reason=reason,  # type: ignore[arg-type]
+            n_tokens=n,
+            ttft_s=(t_first - t0) if t_first is not None else None,
+            prompt_tok_s=finish.prompt_tok_s if finish else None,
+            decode_tok_s=((n - 1) / decode_s) if n > 1 and decode_s > 0 else None,
+            prompt_tokens_evaluated=(finish.prompt_tokens or 0) if finish else 0,
+            seed=seed,
+        )
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # -- helpers ----------------------------------------------------------------------------
+    def resolve_seed(self, request: GenerationRequest) -> int | None:
+        """The seed sent: a fresh one for -1 so it can be shown and replayed; None if not sent."""
+        if not self.capabilities.seed:
+            return None
+        seed = request.sampler.seed
+        return random.randrange(0, 2**31 - 1) if seed == RANDOM_SEED else seed
+
+    def describe_params(self, request: GenerationRequest, seed: int | None, body: dict[str, Any]) -> dict[str, Any]:
+        honoured = self.capabilities.sampler_params
+        sampler = request.sampler.to_dict()
+        return {
+            **sampler,
+            "seed": seed,
+            "max_tokens": request.max_tokens,
+            "stop": list(request.stop),
+            "top_n": min(request.top_n, self.capabilities.max_alternatives),
+            "not_sent": sorted(k for k in sampler if k not in honoured),
+        }
+
+    def redact(self, text: str) -> str:
+        if self._key is not None and self._key.reveal():
+            text = text.replace(self._key.reveal(), "***")
+        return text
+
+    def _failed(self, cause: str, n: int) -> FailedEvent:
+        return FailedEvent("Backend", self.redact(f"{self.endpoint.label}: {cause}"), n)
+
+    def _client_for_loop(self) -> httpx.AsyncClient:
+        if self._client is None:
+            e = self.endpoint
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(e.read_timeout, connect=e.connect_timeout),
+                follow_redirects=False,  # the key must not follow a redirect to another host
+                transport=self._transport,
+                trust_env=False,  # no proxy from the environment sees the key or the prompt
+            )
+        return self._client
+
+    def url(self, path: str) -> str:
+        return self.endpoint.base_url.rstrip("/") + path
+
+    def headers(self, url: str) -> dict[str, str]:
+        """Authorization only for the configured origin (scheme, host, port)."""
+        if self._key is None or not same_origin(url, self.endpoint.base_url):
+            return {}
+        return {"Authorization": f"Bearer {self._key.reveal()}"}
+
+    async def _open(self, path: str, body: dict[str, Any], cancel: threading.Event) -> httpx.Response:
+        """POST and return the streaming response once its status is 2xx; retries 429/503 first."""
+        client = self._client_for_loop()
+        url = self.url(path)
+        e = self.endpoint
+        for attempt in range(e.max_retries + 1):
+            request = client.build_request("POST", url, json=body, headers=self.headers(url))
+            response = await client.send(request, stream=True)
+            if response.status_code < 300:
+                return response
+            try:
+                text = (await response.aread())[:4096].decode("utf-8", "replace")
+            except httpx.HTTPError:
+                text = ""
+            finally:
+                await response.aclose()
+            wait = retry_delay(response, attempt)
+            if wait is not None and attempt < e.max_retries:
+                if wait > e.max_retry_wait:
+                    raise RemoteFailure(http_status_message(response, text, e, self._key is not None)
+                                        + f"; the server asks to wait {wait:g} s (more than {e.max_retry_wait:g} s)")
+                await _sleep_unless(cancel, wait)
+                continue
+            retries = f" (after {attempt} retries)" if attempt else ""
+            raise RemoteFailure(http_status_message(response, text, e, self._key is not None) + retries)
+        raise AssertionError("unreachable")
+
+    async def _until(self, awaitable: Any, cancel: threading.Event) -> Any:
+        """Await ``awaitable`` but give up (Cancelled) soon after ``cancel`` is set."""
+        if cancel.is_set():
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()  # never started: nothing to clean up
+            raise Cancelled
+        task = asyncio.ensure_future(awaitable)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=_POLL_S)
+                if done:
+                    return task.result()
+                if cancel.is_set():
+                    task.cancel()
+                    await asyncio.wait({task})
+                    raise Cancelled
+        except asyncio.CancelledError:  # our own task is cancelled (e.g. the UI's worker)
+            task.cancel()
+            await asyncio.wait({task})  # let it unwind before the caller closes the stream
+            raise
+
+
+def same_origin(a: str, b: str) -> bool:
+    ua, ub = httpx.URL(a), httpx.URL(b)
+    return (ua.scheme, ua.host, ua.port) == (ub.scheme, ub.host, ub.port)
+
+
+def retry_delay(response: httpx.Response, attempt: int) -> float | None:
+    """Seconds to wait before retrying, or None when this status is not retried.
+
+    429 is retried (Retry-After, else 0.5 s doubling); 503 only when it says Retry-After.
+    """
+    status = response.status_code
+    if status not in (429, 503):
+        return None
+    header = response.headers.get("retry-after")
+    if header is None:
+        return 0.5 * 2**attempt if status == 429 else None
+    header = header.strip()
+    if header.isdigit():
+        return float(header)
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return 0.5 * 2**attempt
+    return max(0.0, when.timestamp() - time.time())
+
+
+async def _sleep_unless(cancel: threading.Event, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if cancel.is_set():
+            raise Cancelled
+        await asyncio.sleep(min(left, _POLL_S))
+
+
+def pieces_for(text: str, entries: list[Piece]) -> list[Piece]:
+    """Attach the server's per-token entries to the text of one streamed chunk.
+
+    One entry: it is that chunk's token. Several: one Piece each when their texts add up to the
+    chunk; otherwise the first carries the whole text (the text stays the server's). None: one
+    Piece without probabilities (the chunk may then hold more than one token).
+    """
+    if not entries:
+        return [Piece(text)] if text else []
+    if len(entries) == 1:
+        e = entries[0]
+        return [Piece(text, e.logprob, e.top, e.id)]
+    if "".join(e.text for e in entries) == text:
+        return entries
+    return [Piece(text if i == 0 else "", e.logprob, e.top, e.id) for i, e in enumerate(entries)]

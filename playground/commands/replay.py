@@ -1,0 +1,70 @@
+"""``playground replay FILE``: the recorded streams at their recorded timing, or ``--check`` them.
+
+Exit status with ``--check``: 0 every lane identical, 1 some lane diverges, 2 it cannot run (a
+different model file, a remote lane, a bad file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from playground import jsonlines
+from playground.events import DoneEvent, FailedEvent, TokenEvent
+from playground.sessions.check import check_session
+from playground.sessions.replay import replay
+from playground.sessions.schema import Session
+from playground.sessions.store import load
+from playground.sessions.summary import lane_check_line, report_summary
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    cmd = sub.add_parser("replay", help="replay a session's streams, or --check that they reproduce")
+    cmd.add_argument("file", help="a session file (.json)")
+    cmd.add_argument("--speed", type=float, default=1.0, metavar="X", help="4 = four times faster, 0 = instant (default 1)")
+    cmd.add_argument("--check", action="store_true",
+                     help="re-run every lane with its recorded settings and seed on the recorded model and compare; "
+                          "exit 0 identical, 1 diverges, 2 cannot run")
+    cmd.add_argument("--json", action="store_true", help="JSON lines (replay) or one JSON report (--check)")
+    cmd.add_argument("-m", "--model", metavar="PATH", default=None,
+                     help="with --check: the model file to use (its sha256 must match the recorded one)")
+
+
+def run(args: argparse.Namespace) -> int:
+    session = load(args.file).session
+    if args.check:
+        return _check(session, args)
+    _replay(session, args.speed, args.json)
+    return 0
+
+
+def _check(session: Session, args: argparse.Namespace) -> int:
+    on_lane = None if args.json else (lambda result: print(lane_check_line(result), flush=True))
+    report = check_session(session, model_override=args.model, on_lane=on_lane)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        print(report_summary(report).splitlines()[-1])
+    return report.exit_code
+
+
+def _replay(session: Session, speed: float, as_json: bool) -> None:
+    out = sys.stdout
+    single = len(session.lanes) == 1
+    for item in replay(session, speed):
+        event = item.event
+        if as_json:
+            out.write(jsonlines.dumps(event, lane=None if single else item.lane) + "\n")
+        elif single and isinstance(event, TokenEvent):
+            out.write(event.text)
+        elif isinstance(event, (DoneEvent, FailedEvent)):
+            # Several lanes cannot share one text stream: each is printed whole when it ends.
+            lane = session.lanes[item.lane]
+            if not single:
+                out.write(f"--- lane {item.lane}{' ' + lane.label if lane.label else ''} ---\n{lane.text}\n")
+            else:
+                out.write(lane.tail + "\n")
+            if isinstance(event, FailedEvent):
+                out.write(f"[interrupted: {event.title}: {event.message}]\n")
+        out.flush()

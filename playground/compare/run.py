@@ -1,0 +1,98 @@
+"""One comparison, start to end: lane requests, the batched run, then divergence and vote.
+
+``run_compare`` is what the headless command prints and what a UI would drive in a thread worker:
+it forwards every ``LaneEvent`` as it comes, then ``BatchDone``, then the analysis events.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+
+from playground.compare.divergence import divergences
+from playground.compare.events import BatchDone, CompareEvent, LaneEvent
+from playground.compare.extract import Extractor
+from playground.compare.vote import tally
+from playground.engine.lanes import LaneRunner
+from playground.errors import InvalidParameterError
+from playground.events import DoneEvent, FailedEvent, StartEvent, TokenEvent
+from playground.params import RANDOM_SEED, GenerationRequest, SamplerParams
+
+MAX_SAMPLES = 32
+
+
+def lane_requests(base: GenerationRequest, samplers: Sequence[SamplerParams]) -> list[GenerationRequest]:
+    """One request per lane: the shared prompt and limits, each lane's own sampler."""
+    return [replace(base, sampler=s) for s in samplers]
+
+
+def sample_requests(base: GenerationRequest, n: int) -> list[GenerationRequest]:
+    """N samples of the same settings; a fixed seed s gives seeds s, s+1, ... (else each is random)."""
+    if not 1 <= n <= MAX_SAMPLES:
+        raise InvalidParameterError(f"samples must be between 1 and {MAX_SAMPLES}")
+    seed = base.sampler.seed
+    if seed == RANDOM_SEED:
+        return [base] * n
+    return [replace(base, sampler=base.sampler.replace(seed=(seed + k) % 2**32)) for k in range(n)]
+
+
+@dataclass
+class LaneTranscript:
+    """What one lane produced so far."""
+
+    start: StartEvent | None = None
+    tokens: list[TokenEvent] = field(default_factory=list)
+    end: DoneEvent | FailedEvent | None = None
+
+    @property
+    def text(self) -> str:
+        tail = self.end.tail if isinstance(self.end, DoneEvent) else ""
+        return "".join(t.text for t in self.tokens) + tail
+
+
+def feed(transcripts: list[LaneTranscript], item: LaneEvent) -> None:
+    """Record one lane event in its lane's transcript."""
+    lane = transcripts[item.lane]
+    match item.event:
+        case StartEvent():
+            lane.start = item.event
+        case TokenEvent():
+            lane.tokens.append(item.event)
+        case DoneEvent() | FailedEvent():
+            lane.end = item.event
+
+
+def run_compare(
+    runner: LaneRunner,
+    requests: Sequence[GenerationRequest],
+    cancel: threading.Event | None = None,
+    *,
+    diverge: bool = True,
+    extractor: Extractor | None = None,
+    transcripts: list[LaneTranscript] | None = None,
+    dist_size: int = 0,
+) -> Iterator[CompareEvent]:
+    """Run the lanes and yield every event, then a ``Divergence`` per lane after lane 0 (when
+    ``diverge``), then a ``Vote`` over the extracted answers (when ``extractor`` is given).
+
+    Args:
+        transcripts: a list to fill with each lane's transcript (the caller keeps the samples).
+    """
+    lanes = transcripts if transcripts is not None else []
+    lanes[:] = [LaneTranscript() for _ in requests]
+    for item in runner.stream(requests, cancel, dist_size=dist_size):
+        if isinstance(item, LaneEvent):
+            feed(lanes, item)
+        yield item
+        if isinstance(item, BatchDone):
+            break
+    if diverge and len(lanes) > 1:
+        yield from divergences([lane.tokens for lane in lanes])
+    if extractor is not None:
+        yield tally([extractor(lane.text) if finished(lane) else None for lane in lanes])
+
+
+def finished(lane: LaneTranscript) -> bool:
+    """Whether the lane ran to its end (a failed or cancelled sample's partial text is no answer)."""
+    return isinstance(lane.end, DoneEvent) and lane.end.finish_reason != "cancelled"

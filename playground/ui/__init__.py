@@ -1,0 +1,1 @@
+"""The Textual front end: app wiring, screens and widgets. Only this package imports textual."""

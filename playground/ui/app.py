@@ -1,0 +1,134 @@
+"""The Textual app: wiring, bindings, themes, model loading and error reporting. No flows here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from playground.errors import PlaygroundError
+from playground.prompt_builder import ChatTemplate
+from playground.themes import APP_VARIABLES
+from playground.ui.screens.main import MainScreen
+from playground.ui.settings import AppSettings
+from playground.ui.theming import install_themes
+
+
+class PlaygroundApp(App[int]):
+    """A prompt playground: completion with probabilities, live sampler reshaping."""
+
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+    TITLE = "playground"
+
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
+        Binding("f1", "show_help_panel", "Keys", id="help"),
+    ]
+    """
+    | Id | Key(s) | Description |
+    | :- | :- | :- |
+    | quit | ctrl+q | Quit. |
+    | help | f1 | Show the keys of the focused pane. |
+
+    The main screen's bindings (generate, cancel, ...) are listed in ``MainScreen``; every id can
+    be remapped in the ``[keymap]`` table of the config file.
+    """
+
+    def __init__(self, settings: AppSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.engine = settings.engine
+        self.chat_template: ChatTemplate | None = None
+        self._owns_engine = settings.engine is None
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        # Textual's own themes know nothing of probability colours: give them ours.
+        return dict(APP_VARIABLES)
+
+    def on_mount(self) -> None:
+        theme, errors = install_themes(self, self.settings.theme)
+        self.theme = theme
+        if self.settings.config.keymap:
+            self.set_keymap(self.settings.config.keymap)
+        self.push_screen(MainScreen(self.settings))
+        for error in [*self.settings.startup_errors, *errors]:
+            self.report(error)
+        if self.engine is None:
+            # after the first paint: importing llama_cpp holds the GIL long enough to delay it
+            self.call_after_refresh(self._load_engine)
+        else:
+            self.call_after_refresh(self._engine_ready, self.engine)
+
+    # --- errors: the one place a PlaygroundError becomes a notification ----------------------
+    def report(self, error: PlaygroundError) -> None:
+        """Show a core error to the user."""
+        self.notify(error.message, title=error.title, severity="error", timeout=10)
+
+    # --- model -----------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, exit_on_error=False, group="load")
+    def _load_engine(self) -> None:
+        try:
+            engine = self.settings.engine_choice.load()
+        except PlaygroundError as exc:
+            self.call_from_thread(self._engine_failed, exc)
+            return
+        self.call_from_thread(self._engine_ready, engine)
+
+    def _engine_ready(self, engine) -> None:
+        self.engine = engine
+        self.chat_template = chat_template_of(engine)
+        screen = self._main_screen()
+        if screen is not None:
+            screen.model_ready()
+
+    def _engine_failed(self, error: PlaygroundError) -> None:
+        self.report(error)
+        screen = self._main_screen()
+        if screen is not None:
+            screen.set_status(f"no model: {error.message}")
+
+    def _main_screen(self) -> MainScreen | None:
+        return next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
+
+    def model_line(self) -> str:
+        """One line naming the loaded model, for the status bar."""
+        if self.engine is None:
+            return "no model"
+        model = self.engine.model
+        where = "GPU" if model.n_gpu_layers else "CPU"
+        threads = f"{model.n_threads} thread" + ("s" if model.n_threads != 1 else "")
+        if self.settings.freeze_timings:  # snapshots: nothing that depends on the machine
+            return f"[b]{model.file.name}[/b] · ctx {model.n_ctx} · ready"
+        return f"[b]{model.file.name}[/b] · ctx {model.n_ctx} · {where} · {threads} · ready"
+
+    # --- command palette -------------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if isinstance(screen, MainScreen):
+            yield SystemCommand("Generate", "Generate a completion (ctrl+g)", screen.action_generate)
+            yield SystemCommand("Cancel generation", "Stop the running generation (escape)", screen.action_cancel)
+            yield SystemCommand("Show rendered prompt", "The exact prompt text and its token count (ctrl+r)",
+                                screen.action_show_rendered)
+            yield SystemCommand("Toggle chat template", "Plain completion or the model's chat template (ctrl+t)",
+                                screen.action_toggle_template)
+
+
+def chat_template_of(engine) -> ChatTemplate:
+    """The model's chat template and the BOS/EOS texts it may use, from the GGUF metadata."""
+    model = engine.model
+
+    def token_text(key: str) -> str:
+        value = model.meta(key)
+        return model.piece_text(int(value)) if value and value.lstrip("-").isdigit() and int(value) >= 0 else ""
+
+    return ChatTemplate(model.chat_template(), token_text("tokenizer.ggml.bos_token_id"),
+                        token_text("tokenizer.ggml.eos_token_id"))
+
+
+def make_app(settings: AppSettings | None = None) -> PlaygroundApp:
+    """The one factory used by the CLI, the tests and the benchmark."""
+    return PlaygroundApp(settings or AppSettings())

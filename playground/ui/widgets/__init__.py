@@ -1,0 +1,1 @@
+"""Reusable widgets: each renders plain core data (events, params) and posts typed messages."""

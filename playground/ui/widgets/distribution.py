@@ -1,0 +1,178 @@
+"""The next-token distribution at one position: raw (T = 1) beside the reshaped one, cut-offs drawn.
+
+Setting ``params`` (the current sliders) recomputes with ``playground.sampling.reshape`` from the
+stored head and redraws; the model is not run again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.widget import Widget
+
+from playground.events import RawDistribution
+from playground.params import SamplerParams
+from playground.sampling import Reshaped, reshape
+from playground.ui.text_cells import bar, fit, percent, token_label
+
+
+
+def cut_marks(shaped: Reshaped) -> dict[int, list[str]]:
+    """Row index after which a cut line is drawn -> the names of the stages cutting there."""
+    marks: dict[int, list[str]] = {}
+    before = shaped.n_vocab
+    for stage in shaped.stages:
+        # survivor counts are cumulative: a stage cuts only where it keeps fewer than the one before
+        if stage.active and not shaped.greedy and stage.n_min < min(before, shaped.ids.size):
+            marks.setdefault(stage.n_min, []).append(stage.name)
+        before = min(before, stage.n_min)
+    if shaped.greedy:
+        marks.setdefault(1, []).append("greedy")
+    return marks
+
+
+def params_label(p: SamplerParams) -> str:
+    if p.is_greedy:
+        return "greedy" + (f" rp={p.repeat_penalty:g}" if p.repeat_penalty != 1.0 else "")
+    parts = [f"T={p.temperature:g}", f"k={p.top_k}" if p.top_k else "k=off",
+             f"p={p.top_p:g}" if p.top_p < 1 else "p=off", f"min-p={p.min_p:g}" if p.min_p else "min-p=off"]
+    if p.repeat_penalty != 1.0:
+        parts.append(f"rp={p.repeat_penalty:g}")
+    return " ".join(parts)
+
+
+class DistributionView(Widget):
+    """Bar chart of one position's distribution under the current sampler settings."""
+
+    COMPONENT_CLASSES = {
+        "distribution--header", "distribution--raw", "distribution--final", "distribution--cut",
+        "distribution--chosen", "distribution--muted", "distribution--approx",
+    }
+    """
+    | Class | Description |
+    | :- | :- |
+    | `distribution--header` | Column titles. |
+    | `distribution--raw` | Raw (T = 1) bars. |
+    | `distribution--final` | Bars after the sampler chain. |
+    | `distribution--cut` | Cut-off lines and cut tokens. |
+    | `distribution--chosen` | The token that was sampled at this position. |
+    | `distribution--muted` | Hints. |
+    | `distribution--approx` | The "≈" marker of an inexact reshape. |
+    """
+
+    DEFAULT_CSS = """
+    DistributionView { height: 1fr; padding: 0 1; }
+    DistributionView > .distribution--header { color: $text-muted; text-style: bold; }
+    DistributionView > .distribution--raw { color: $bar-raw; }
+    DistributionView > .distribution--final { color: $bar-final; }
+    DistributionView > .distribution--cut { color: $cut-mark; }
+    DistributionView > .distribution--chosen { color: $accent; text-style: bold; }
+    DistributionView > .distribution--muted { color: $text-disabled; text-style: italic; }
+    DistributionView > .distribution--approx { color: $warning; text-style: bold; }
+    """
+
+    def __init__(self, params: SamplerParams, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.params = params
+        self.dist: RawDistribution | None = None
+        self.history: Sequence[int] = ()
+        self.chosen: int | None = None
+        self.position: int | None = None
+        self.shaped: Reshaped | None = None
+        self.token_text = lambda token: str(token)
+        self.last_redraw_s = 0.0
+        """Seconds the last render took (the benchmark reads it)."""
+        self.last_reshape_s = 0.0
+        """Seconds the last reshape took."""
+        self.hint = "The distribution of the selected token's position appears here after a run."
+
+    def show(self, dist: RawDistribution | None, history: Sequence[int] = (), chosen: int | None = None,
+             position: int | None = None) -> None:
+        """Show the distribution at a new position (None clears)."""
+        self.dist, self.history, self.chosen, self.position = dist, history, chosen, position
+        self._reshape()
+
+    def set_params(self, params: SamplerParams) -> None:
+        """New slider values: reshape the stored head and redraw (no model call)."""
+        self.params = params
+        self._reshape()
+
+    def on_mount(self) -> None:
+        self.border_subtitle = params_label(self.params)
+
+    def _reshape(self) -> None:
+        self.border_subtitle = params_label(self.params)
+        t0 = time.perf_counter()
+        self.shaped = reshape(self.dist, self.params, self.history) if self.dist is not None else None
+        self.last_reshape_s = time.perf_counter() - t0
+        self.refresh()
+
+    def render(self) -> Text:
+        t0 = time.perf_counter()
+        text = self._draw()
+        self.last_redraw_s = time.perf_counter() - t0
+        return text
+
+    def _draw(self) -> Text:
+        style = self.get_component_rich_style
+        shaped = self.shaped
+        if shaped is None:
+            if self.dist is None and self.position is not None:
+                return Text("No distribution for this token: " + "not available from this backend",
+                            style("distribution--muted"))
+            return Text(self.hint, style("distribution--muted"))
+        width, height = max(40, self.size.width), max(6, self.size.height)
+        label_w = min(18, max(8, width // 5))
+        bar_w = max(4, (width - label_w - 4 - 2 * 8 - 2) // 2)
+        out = Text(no_wrap=True, overflow="crop")
+        approx = "" if shaped.exact else "≈ "
+        out.append(fit(f"pos {self.position + 1}" if self.position is not None else "", label_w + 4), style("distribution--header"))
+        out.append(fit("raw (T = 1)", bar_w + 8), style("distribution--header"))
+        out.append(approx, style("distribution--approx"))
+        out.append(fit("after sampling", bar_w + 8 - len(approx)) + "\n", style("distribution--header"))
+        marks = cut_marks(shaped)
+        scale = max(float(shaped.raw_probs[0]), float(shaped.final_probs.max()), 1e-9)
+        rows = height - 3
+        shown = 0
+        for i in range(shaped.ids.size):
+            if shown >= rows:
+                break
+            if i in marks and i > 0:
+                out.append(self._cut_line(marks[i], shaped, i, width) + "\n", style("distribution--cut"))
+                shown += 1
+                if shown >= rows:
+                    break
+            token = int(shaped.ids[i])
+            raw, final = float(shaped.raw_probs[i]), float(shaped.final_probs[i])
+            chosen = token == self.chosen
+            label_style = style("distribution--chosen") if chosen else ""
+            out.append(f"{i + 1:>3}{'▶' if chosen else ' '}", label_style)
+            out.append(fit(token_label(self.token_text(token)), label_w), label_style)
+            out.append(bar(raw / scale, bar_w), style("distribution--raw"))
+            out.append(f"{percent(raw):>8}", style("distribution--raw"))
+            if final > 0:
+                out.append(" " + bar(final / scale, bar_w), style("distribution--final"))
+                out.append(f"{percent(final):>8}\n", style("distribution--final"))
+            else:
+                out.append(" " + fit("cut", bar_w + 8, align="right") + "\n", style("distribution--cut"))
+            shown += 1
+        out.append(self._footer(shaped), style("distribution--muted"))
+        return out
+
+    def _cut_line(self, names: list[str], shaped: Reshaped, i: int, width: int) -> str:
+        stage = shaped.stage(names[-1])
+        mass = f" · {percent(stage.mass_min)} of raw mass" if stage is not None and stage.exact else ""
+        label = f" {' + '.join(names)} cut · {i} kept{mass} "
+        side = max(2, (width - len(label)) // 2)
+        return ("┄" * side + label + "┄" * side)[:width]
+
+    def _footer(self, shaped: Reshaped) -> str:
+        n = shaped.n_final
+        final = "1 candidate" if shaped.greedy else f"{'≥' if not shaped.exact else ''}{n} candidates"
+        tail = max(0.0, 1.0 - float(shaped.raw_probs.sum()))
+        parts = [final, f"head {shaped.ids.size} of {shaped.n_vocab}", f"rest {percent(tail)} raw"]
+        if not shaped.exact:
+            parts.append("≈ approximate: the head is too short to be exact")
+        return " · ".join(parts)

@@ -1,0 +1,157 @@
+"""The token inspector: everything known about one generated token."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from rich.text import Text
+from textual.widget import Widget
+
+from playground.events import TokenEvent
+from playground.params import SamplerParams
+from playground.sampling import Reshaped, StageCut, reshape
+from playground.ui.text_cells import bar, fit, percent, token_label
+
+NOT_AVAILABLE = "not available from this backend"
+
+
+def stage_count(stage: StageCut) -> str:
+    """A stage's survivors: exact count, a range, or a lower bound marked with "≥"."""
+    if stage.exact:
+        return str(stage.n_min)
+    if stage.n_max >= stage.n_min and stage.n_max < 10**7 and stage.n_max != stage.n_min:
+        return f"{stage.n_min}–{stage.n_max}"
+    return f"≥{stage.n_min}"
+
+
+class TokenInspector(Widget):
+    """Shows a ``TokenEvent``: raw and sampled probability, rank, entropy, stage survivors, alternatives.
+
+    Stage survivors are recomputed from the token's raw distribution head under the settings the
+    run used (``playground.sampling.reshape``); "≥"/ranges mark counts the head cannot pin down.
+    """
+
+    COMPONENT_CLASSES = {"inspector--label", "inspector--token", "inspector--bar", "inspector--chosen", "inspector--muted"}
+    """
+    | Class | Description |
+    | :- | :- |
+    | `inspector--label` | Field names. |
+    | `inspector--token` | The token's text. |
+    | `inspector--bar` | Probability bars of the alternatives. |
+    | `inspector--chosen` | The alternative that was sampled. |
+    | `inspector--muted` | Hints and unavailable values. |
+    """
+
+    DEFAULT_CSS = """
+    TokenInspector { height: 1fr; padding: 0 1; }
+    TokenInspector > .inspector--label { color: $text-muted; }
+    TokenInspector > .inspector--token { color: $accent; text-style: bold; }
+    TokenInspector > .inspector--bar { color: $bar-raw; }
+    TokenInspector > .inspector--chosen { color: $bar-final; text-style: bold; }
+    TokenInspector > .inspector--muted { color: $text-disabled; text-style: italic; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.event: TokenEvent | None = None
+        self.count = 0
+        self.reshaped: Reshaped | None = None
+        self.hint = "Generate (ctrl+g), then select a token (click, or ← → in the completion)."
+
+    def show(
+        self,
+        event: TokenEvent | None,
+        params: SamplerParams | None = None,
+        history: Sequence[int] = (),
+        count: int = 0,
+    ) -> None:
+        """Inspect ``event`` (None clears); ``params``/``history`` are the run's, for stage counts."""
+        self.event = event
+        self.count = count
+        self.reshaped = (
+            reshape(event.dist, params, history) if event is not None and event.dist is not None and params else None
+        )
+        self.refresh()
+
+    def token_title(self) -> str:
+        """The token's own piece, and the text it completes when that differs (multi-byte characters)."""
+        event = self.event
+        assert event is not None
+        piece = next((alt.text for alt in event.top if alt.id == event.id), None)
+        if piece is None or piece == event.text:
+            return token_label(event.text)
+        if not event.text:
+            return f"{token_label(piece)} · part of a character"
+        return f"{token_label(piece)} → {token_label(event.text)}"
+
+    def raw_rank(self) -> int | None:
+        """1-based rank of the token in the raw distribution, None if outside the known head."""
+        event = self.event
+        if event is None:
+            return None
+        ids = event.dist.ids if event.dist is not None else np.array([a.id for a in event.top])
+        hits = np.flatnonzero(np.asarray(ids) == event.id)
+        return int(hits[0]) + 1 if hits.size else None
+
+    def render(self) -> Text:
+        style = self.get_component_rich_style
+        event = self.event
+        if event is None:
+            return Text(self.hint, style("inspector--muted"))
+        width = max(20, self.size.width)
+        out = Text(no_wrap=True, overflow="ellipsis")
+        out.append(fit(self.token_title(), width - 24), style("inspector--token"))
+        out.append(f" id {event.id}".rjust(10), style("inspector--label"))
+        out.append(f"  #{event.i + 1}/{self.count}\n" if self.count else f"  #{event.i + 1}\n", style("inspector--label"))
+
+        def line(label: str, value: str, muted: bool = False) -> None:
+            out.append(label.ljust(11), style("inspector--label"))
+            out.append(value + "\n", style("inspector--muted") if muted else "")
+
+        rank = self.raw_rank()
+        head = event.dist.ids.size if event.dist is not None else len(event.top)
+        rank_text = f"rank {rank}" if rank else (f"rank > {head}" if head else "")
+        line("raw p", f"{percent(event.prob):>8}   {rank_text}" if event.prob is not None else NOT_AVAILABLE, event.prob is None)
+        if event.p_sampled is None:
+            line("sampled p", NOT_AVAILABLE, True)
+        else:
+            line("sampled p", f"{percent(event.p_sampled):>8}   after sampling")
+        line("entropy", f"{event.entropy:8.3f} nats" if event.entropy is not None else NOT_AVAILABLE, event.entropy is None)
+        self._stages(line)
+        self._alternatives(out, width)
+        return out
+
+    def _stages(self, line) -> None:
+        event, shaped = self.event, self.reshaped
+        assert event is not None
+        if shaped is None:
+            final = f"{event.n_candidates} candidates" if event.n_candidates is not None else NOT_AVAILABLE
+            line("survivors", final, event.n_candidates is None)
+            return
+        if shaped.greedy:
+            line("survivors", "greedy: the most likely token")
+            return
+        parts = [f"{s.name} {stage_count(s)}" for s in shaped.stages if s.active] or ["no truncation"]
+        line("survivors", " → ".join(parts))
+        if event.n_candidates is not None:
+            line("", f"{event.n_candidates} in the final draw (engine)")
+
+    def _alternatives(self, out: Text, width: int) -> None:
+        style = self.get_component_rich_style
+        event = self.event
+        assert event is not None
+        if not event.top:
+            out.append("alternatives: " + NOT_AVAILABLE, style("inspector--muted"))
+            return
+        out.append("top alternatives (raw, T = 1)\n", style("inspector--label"))
+        room = max(0, self.size.height - 6) if self.size.height else len(event.top)
+        label_w = min(18, max(8, width // 3))
+        bar_w = max(4, width - label_w - 10)
+        for alt in event.top[: max(1, room)]:
+            chosen = alt.id == event.id
+            st = style("inspector--chosen") if chosen else style("inspector--bar")
+            p = float(np.exp(alt.logprob))
+            out.append(("▶" if chosen else " ") + fit(token_label(alt.text), label_w - 1), st if chosen else "")
+            out.append(" " + bar(p, bar_w), st)
+            out.append(f"{percent(p):>8}\n", st if chosen else "")

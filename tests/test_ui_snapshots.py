@@ -1,0 +1,54 @@
+"""Snapshots of the main screen (pytest-textual-snapshot): idle, and after a greedy generation.
+
+The model output is real; greedy decoding with a fixed prompt makes it repeatable, and
+``freeze_timings`` hides wall-clock figures. Update with ``pytest --snapshot-update`` after a
+deliberate visual change, and look at the report before committing.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from playground.params import SamplerParams
+from playground.prompt_builder import Example, PromptSpec
+from playground.ui.app import make_app
+from playground.ui.settings import AppSettings
+from tests.ui_harness import one_thread_engine
+
+SIZE = (160, 48)
+PROMPT = PromptSpec(instruction="Give the capital city of the country.", input="France",
+                    examples=(Example("Italy", "Rome"), Example("Japan", "Tokyo")))
+
+
+@pytest.fixture(scope="module")
+def engine():
+    yield from one_thread_engine()
+
+
+def app_for(engine):
+    return make_app(AppSettings(engine=engine, sampler=SamplerParams(greedy=True, seed=1), max_tokens=24,
+                                prompt=PROMPT, freeze_timings=True))
+
+
+def test_main_screen_idle(snap_compare, engine):
+    async def ready(pilot):
+        await pilot.pause(0.3)  # the token count is computed after a short debounce
+
+    assert snap_compare(app_for(engine), terminal_size=SIZE, run_before=ready)
+
+
+def test_main_screen_after_greedy_generation(snap_compare, engine):
+    async def generate(pilot):
+        await pilot.pause()
+        await pilot.press("ctrl+g")
+        screen = pilot.app.screen
+        deadline = time.monotonic() + 60
+        await pilot.pause()
+        while screen._generating:
+            assert time.monotonic() < deadline
+            await pilot.pause(0.05)
+        await pilot.pause(0.3)
+
+    assert snap_compare(app_for(engine), terminal_size=SIZE, run_before=generate)
