@@ -9,9 +9,11 @@ from playground.engine_options import EngineChoice
 from playground.params import GenerationRequest, SamplerParams
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser, *, path: bool = True) -> None:
+    """``-m PATH -c N -ngl N -t N``; ``path=False`` leaves ``-m`` to the command (e.g. ``replay``)."""
     group = parser.add_argument_group("model")
-    group.add_argument("-m", "--model", metavar="PATH", help="GGUF file (default: the embedded SmolLM2-135M-Instruct)")
+    if path:
+        group.add_argument("-m", "--model", metavar="PATH", help="GGUF file (default: the embedded SmolLM2-135M-Instruct)")
     group.add_argument("-c", "--ctx-size", type=int, default=None, metavar="N", help="context size in tokens (default 4096)")
     group.add_argument("-ngl", "--n-gpu-layers", "--gpu-layers", dest="n_gpu_layers", type=int, default=None, metavar="N",
                        help="layers to offload to the GPU (default: all when the build supports a GPU, else 0)")

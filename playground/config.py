@@ -124,7 +124,8 @@ def parse_config(text: str, source: str = "config.toml") -> tuple[Config, list[C
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         return Config(), [ConfigError(f"{source}: not valid TOML ({exc}); using the defaults")]
-    known = {"theme", "model", "sampler", "generation", "keymap", "history_dir"}
+    # [backends.NAME] tables are read by backends.endpoints.load_endpoints
+    known = {"theme", "model", "sampler", "generation", "keymap", "history_dir", "backends"}
     for key in data:
         if key not in known:
             errors.append(ConfigError(f"unknown key '{key}'"))

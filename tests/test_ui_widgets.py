@@ -99,7 +99,7 @@ async def test_sampler_panel_emits_params_seed_and_greedy():
         await pilot.click("#stop")
         await pilot.press(*"\\n\\n|Input:")
         await pilot.pause()
-        assert app.of(SamplerPanel.Changed)[-1].stop == ("\n\n", "Input:")
+        assert app.of(SamplerPanel.Changed)[-1].stops == ("\n\n", "Input:")
 
 
 def test_stop_strings_round_trip_through_the_one_line_field():

@@ -163,6 +163,9 @@ def _bench(args: argparse.Namespace) -> int:
     print(f"{n} lanes, one batch  s: {', '.join(f'{s:.2f}' for s in result['batched_s'])}")
     print(f"wall-time ratio (batched / sequential), median: {result['ratio_median']:.3f}  (target <= 0.6); "
           f"same tokens: {result['same_tokens']}")
+    if not result["same_tokens"]:
+        print("  (ids may differ past 512 KV cells with >1 thread: llama.cpp splits a one-token decode's "
+              "attention over threads, with other float rounding than a batch; see playground/compare/bench.py)")
     for n, row in result["scaling"].items():
         print(f"{n} lanes: {row['decode_tok_s']:.1f} decode tok/s aggregate ({row['tokens']} tokens)")
     return 0

@@ -1,5 +1,9 @@
 """``playground replay FILE``: the recorded streams at their recorded timing, or ``--check`` them.
 
+Without ``--check``/``--json``/``--print`` the replay streams into the TUI (the completion,
+inspector and distribution view work on the replayed tokens); ``--print`` (also the default when
+standard output is not a terminal) writes the text instead.
+
 Exit status with ``--check``: 0 every lane identical, 1 some lane diverges, 2 it cannot run (a
 different model file, a remote lane, a bad file).
 """
@@ -11,6 +15,7 @@ import json
 import sys
 
 from playground import jsonlines
+from playground.errors import InvalidParameterError
 from playground.events import DoneEvent, FailedEvent, TokenEvent
 from playground.sessions.check import check_session
 from playground.sessions.replay import replay
@@ -27,14 +32,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="re-run every lane with its recorded settings and seed on the recorded model and compare; "
                           "exit 0 identical, 1 diverges, 2 cannot run")
     cmd.add_argument("--json", action="store_true", help="JSON lines (replay) or one JSON report (--check)")
+    cmd.add_argument("--print", action="store_true", dest="print_text",
+                     help="print the text instead of opening the TUI (the default when stdout is not a terminal)")
     cmd.add_argument("-m", "--model", metavar="PATH", default=None,
-                     help="with --check: the model file to use (its sha256 must match the recorded one)")
+                     help="with --check: the model file to use (its sha256 must match the recorded one); "
+                          "in the TUI: the model to load for new runs")
+    from playground.commands.tui import add_tui_options
+
+    add_tui_options(cmd, model=False)
 
 
 def run(args: argparse.Namespace) -> int:
-    session = load(args.file).session
+    loaded = load(args.file)
+    session = loaded.session
     if args.check:
         return _check(session, args)
+    if not (args.json or args.print_text or not sys.stdout.isatty()):
+        from playground.commands.tui import launch
+
+        if not args.speed >= 0:  # a bad speed fails on the command line, not inside the app
+            raise InvalidParameterError("replay speed must be 0 (instant) or positive")
+        return launch(args, session=loaded, replay_speed=args.speed)
     _replay(session, args.speed, args.json)
     return 0
 

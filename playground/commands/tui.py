@@ -1,15 +1,20 @@
-"""``playground`` with no command (or ``--prompt TEXT [--run]``): the interactive TUI."""
+"""``playground`` with no command (or ``--prompt TEXT [--run]``): the interactive TUI.
+
+``playground open FILE`` and ``playground replay FILE`` start it too, through ``launch``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 from pathlib import Path
+from typing import Any
 
+from playground.backends.endpoints import add_backend_options, endpoint_from_args, load_endpoints
 from playground.cli_options import add_model_options, add_sampler_options, sampler_from_args
 from playground.config import Config, load_config
 from playground.engine_options import EngineChoice
-from playground.errors import PlaygroundError
+from playground.errors import InvalidParameterError, PlaygroundError
 from playground.model_file import check_gguf
 from playground.params import GenerationRequest
 from playground.prompt_builder import PromptSpec
@@ -22,10 +27,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prompt", metavar="TEXT", help="open with this free-form prompt")
     parser.add_argument("--run", action="store_true", help="start generating at once (with --prompt)")
     parser.add_argument("--chat", action="store_true", default=None, help="render the prompt with the model's chat template")
-    parser.add_argument("--theme", metavar="NAME", help="theme name (built-in, user theme, or a Textual theme)")
-    add_model_options(parser)
+    add_tui_options(parser)
     add_sampler_options(parser)
     return parser
+
+
+def add_tui_options(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
+    """Options of the app itself: theme, local model (``model=False``: all but ``-m``), remote backend."""
+    parser.add_argument("--theme", metavar="NAME", help="theme name (built-in, user theme, or a Textual theme)")
+    add_model_options(parser, path=model)
+    add_backend_options(parser)
 
 
 def ui_threads() -> int:
@@ -41,31 +52,43 @@ def ui_threads() -> int:
     return max(1, cores - 1)
 
 
-def settings_from_args(args: argparse.Namespace, config: Config, errors: list[PlaygroundError]):
-    """Config defaults overridden by the command line -> AppSettings (imported lazily: no Textual)."""
+def settings_from_args(args: argparse.Namespace, config: Config, errors: list[PlaygroundError], *,
+                       session: Any = None, replay_speed: float | None = None):
+    """Config defaults overridden by the command line -> AppSettings (imported lazily: no Textual).
+
+    ``session`` (a ``sessions.store.Loaded``) is shown at start, or replayed at ``replay_speed``;
+    options a command does not have count as not given.
+    """
     from playground.ui.settings import AppSettings
 
+    opt = lambda name: getattr(args, name, None)  # noqa: E731
+    endpoint = None
+    if hasattr(args, "backend"):
+        endpoint = endpoint_from_args(args, load_endpoints() if opt("backend") else None)
+    if endpoint is not None and opt("model"):
+        raise InvalidParameterError("give -m (a local model) or a remote backend, not both")
     m = config.model
-    if args.model:  # a wrong path is a typo: say so on the command line, not inside the app
-        check_gguf(Path(args.model).expanduser())
+    model_path = opt("model") or session_model(session) or m.path
+    if opt("model"):  # a wrong path is a typo: say so on the command line, not inside the app
+        check_gguf(Path(opt("model")).expanduser())
     choice = EngineChoice(
-        model_path=args.model or m.path,
-        n_ctx=args.ctx_size or m.ctx_size,
-        n_gpu_layers=args.n_gpu_layers if args.n_gpu_layers is not None else m.gpu_layers,
-        n_threads=args.threads or m.threads or ui_threads(),
+        model_path=model_path,
+        n_ctx=opt("ctx_size") or m.ctx_size,
+        n_gpu_layers=opt("n_gpu_layers") if opt("n_gpu_layers") is not None else m.gpu_layers,
+        n_threads=opt("threads") or m.threads or ui_threads(),
     ).validate()
     gen = config.generation
     request = GenerationRequest(
         prompt="-",
         sampler=sampler_from_args(args, config.sampler),
-        max_tokens=args.max_tokens if args.max_tokens is not None else gen.max_tokens,
-        stop=tuple(args.stop or ()),
-        top_n=args.top_n if args.top_n is not None else gen.top_n,
+        max_tokens=opt("max_tokens") if opt("max_tokens") is not None else gen.max_tokens,
+        stop=tuple(opt("stop") or ()),
+        top_n=opt("top_n") if opt("top_n") is not None else gen.top_n,
     ).validate()
     prompt = PromptSpec()
-    if args.prompt is not None:
+    if opt("prompt") is not None:
         prompt = PromptSpec(mode="freeform", text=args.prompt)
-    if args.chat:
+    if opt("chat"):
         prompt = prompt.replace(template="chat")
     return AppSettings(
         config=config,
@@ -76,18 +99,32 @@ def settings_from_args(args: argparse.Namespace, config: Config, errors: list[Pl
         dist_size=gen.dist_size,
         stop=request.stop,
         prompt=prompt,
-        run_at_start=bool(args.run and args.prompt),
-        theme=args.theme or config.theme,
+        run_at_start=bool(opt("run") and opt("prompt")),
+        theme=opt("theme") or config.theme,
         startup_errors=list(errors),
+        endpoint=endpoint,
+        session=session,
+        replay_speed=replay_speed,
     )
 
 
-def main(argv: list[str]) -> int:
-    """Parse options, read the config, run the app; returns the exit status."""
-    args = build_parser().parse_args(argv)
+def session_model(loaded: Any) -> str | None:
+    """The local model file a session's first lane ran on, when it is on this machine."""
+    lanes = loaded.session.lanes if loaded is not None else ()
+    path = lanes[0].backend.model_path if lanes and lanes[0].backend.kind == "local" else None
+    return path if path and Path(path).expanduser().is_file() else None
+
+
+def launch(args: argparse.Namespace, *, session: Any = None, replay_speed: float | None = None) -> int:
+    """Read the config, build the settings from ``args``, run the app; returns the exit status."""
     config, errors = load_config()
-    settings = settings_from_args(args, config, list(errors))
+    settings = settings_from_args(args, config, list(errors), session=session, replay_speed=replay_speed)
     from playground.ui.app import make_app
 
     result = make_app(settings).run()
     return result if isinstance(result, int) else 0
+
+
+def main(argv: list[str]) -> int:
+    """Parse options, read the config, run the app; returns the exit status."""
+    return launch(build_parser().parse_args(argv))

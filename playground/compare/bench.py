@@ -1,9 +1,12 @@
 """The lanes benchmark: N lanes in one batch against N single-lane runs, and decode scaling.
 
-Both sides run the same ~1000-token prompt with the same sampler settings and seeds, so they
-produce the same tokens (checked: ``same_tokens``) and do the same work, except that the
-sequential side evaluates the prompt N times (a fresh KV cache per run, as N separate
-``playground generate`` calls would) and decodes one token per ``llama_decode``. Rounds alternate
+Both sides run the same ~1000-token prompt with the same sampler settings and seeds and do the
+same work, except that the sequential side evaluates the prompt N times (a fresh KV cache per run,
+as N separate ``playground generate`` calls would) and decodes one token per ``llama_decode``.
+``same_tokens`` says whether they also produced the same ids. Past 512 KV cells and with more than
+one thread they may not: llama.cpp decodes a single token with a flash-attention kernel that splits
+the cache over threads, whose floats differ from the batched kernel's (as a 1-thread run differs
+from a 2-thread one; tests/test_lanes.py shows lanes equal 1-thread single runs bit for bit). Rounds alternate
 which side goes first so that machine noise hits both alike; figures are medians over rounds.
 """
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from rich.markup import escape
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
+from playground.backends.base import Capabilities
 from playground.errors import PlaygroundError
 from playground.prompt_builder import ChatTemplate
+from playground.sessions.record import backend_from_endpoint
+from playground.sessions.schema import BackendSpec
 from playground.themes import APP_VARIABLES
 from playground.ui.screens.main import MainScreen
 from playground.ui.settings import AppSettings
@@ -44,6 +49,8 @@ class PlaygroundApp(App[int]):
         self.engine = settings.engine
         self.chat_template: ChatTemplate | None = None
         self._owns_engine = settings.engine is None
+        self.remote = None
+        """The remote Backend when ``settings.endpoint`` is set (then no local model is loaded)."""
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         # Textual's own themes know nothing of probability colours: give them ours.
@@ -57,16 +64,49 @@ class PlaygroundApp(App[int]):
         self.push_screen(MainScreen(self.settings))
         for error in [*self.settings.startup_errors, *errors]:
             self.report(error)
-        if self.engine is None:
+        if self.settings.endpoint is not None:
+            self.call_after_refresh(self._remote_ready)
+        elif self.engine is None:
             # after the first paint: importing llama_cpp holds the GIL long enough to delay it
             self.call_after_refresh(self._load_engine)
         else:
             self.call_after_refresh(self._engine_ready, self.engine)
 
     # --- errors: the one place a PlaygroundError becomes a notification ----------------------
-    def report(self, error: PlaygroundError) -> None:
-        """Show a core error to the user."""
-        self.notify(error.message, title=error.title, severity="error", timeout=10)
+    def report(self, error: PlaygroundError, severity: SeverityLevel = "error") -> None:
+        """Show a core error to the user (``severity`` "warning" for what did not stop the work)."""
+        self.notify(error.message, title=error.title, severity=severity, timeout=10)
+
+    # --- remote backend --------------------------------------------------------------------
+    def _remote_ready(self) -> None:
+        from playground.backends.factory import remote_backend
+
+        try:
+            self.remote = remote_backend(self.settings.endpoint)
+        except PlaygroundError as exc:
+            self._engine_failed(exc)
+            return
+        screen = self._main_screen()
+        if screen is not None:
+            screen.model_ready()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the current backend gives (the local engine gives everything)."""
+        return self.remote.capabilities if self.remote is not None else Capabilities()
+
+    @property
+    def backend_ready(self) -> bool:
+        return self.remote is not None or self.engine is not None
+
+    def backend_spec(self) -> BackendSpec | None:
+        """A remote run's backend as session data (keyless); None for the local engine."""
+        endpoint = self.settings.endpoint
+        return backend_from_endpoint(endpoint) if endpoint is not None else None
+
+    async def on_unmount(self) -> None:
+        if self.remote is not None:
+            await self.remote.aclose()
 
     # --- model -----------------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
@@ -95,7 +135,11 @@ class PlaygroundApp(App[int]):
         return next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
 
     def model_line(self) -> str:
-        """One line naming the loaded model, for the status bar."""
+        """One line naming the loaded model (or the remote endpoint), for the status bar."""
+        endpoint = self.settings.endpoint
+        if endpoint is not None:
+            state = "ready" if self.remote is not None else "not available"
+            return f"[b]{escape(endpoint.model)}[/b] · {endpoint.kind} {endpoint.mode} at {escape(endpoint.label)} · {state}"
         if self.engine is None:
             return "no model"
         model = self.engine.model
@@ -115,6 +159,10 @@ class PlaygroundApp(App[int]):
                                 screen.action_show_rendered)
             yield SystemCommand("Toggle chat template", "Plain completion or the model's chat template (ctrl+t)",
                                 screen.action_toggle_template)
+            yield SystemCommand("Save session", "Prompt, settings and the last run to a file (ctrl+s)",
+                                screen.action_save_session)
+            yield SystemCommand("Open session", "A saved session or a run from the history (ctrl+o)",
+                                screen.action_open_session)
 
 
 def chat_template_of(engine) -> ChatTemplate:

@@ -28,6 +28,12 @@ class EventPump:
             self._queue.append(event)
             self.put_count += 1
 
+    def put_all(self, events: list[StreamEvent]) -> None:
+        """Several events at once (a session shown whole)."""
+        with self._lock:
+            self._queue.extend(events)
+            self.put_count += len(events)
+
     def drain(self) -> list[StreamEvent]:
         """Everything waiting, oldest first (called on the UI thread)."""
         with self._lock:

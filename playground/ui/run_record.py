@@ -7,20 +7,40 @@ replayed session can fill one from the same events.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from playground.events import DoneEvent, FailedEvent, StartEvent, StreamEvent, TokenEvent
-from playground.params import SamplerParams
+from playground.params import GenerationRequest, SamplerParams
+
+Source = Literal["", "live", "session", "replay"]
 
 
 @dataclass
 class RunRecord:
-    """Events of one run, appended as they arrive."""
+    """Events of one run, appended as they arrive, and where the run came from."""
 
     start: StartEvent | None = None
     tokens: list[TokenEvent] = field(default_factory=list)
     done: DoneEvent | None = None
     failed: FailedEvent | None = None
+    source: Source = ""
+    """"live" (run here: kept in the history), "session" (opened), "replay" (streamed from a file)."""
+    request: GenerationRequest | None = None
+    """What a live run asked for (the sampler as requested: a random seed stays -1)."""
+    spec: Any = None
+    """The ``prompt_builder.PromptSpec`` a live run was started from."""
+    backend: Any = None
+    """A live remote run's ``sessions.schema.BackendSpec`` (None: derived from the start event)."""
+    session: Any = None
+    """The ``sessions.schema.Session`` an opened or replayed run comes from (saved back whole)."""
+    lane_index: int = 0
+    """Which of ``session``'s lanes is shown."""
+    started_utc: str = ""
+    t0: float | None = None
+    """``time.monotonic()`` when the run started, and when its end arrived (for the elapsed time)."""
+    t1: float | None = None
 
     def add(self, event: StreamEvent) -> None:
         match event:
@@ -30,8 +50,22 @@ class RunRecord:
                 self.tokens.append(event)
             case DoneEvent():
                 self.done = event
+                self.t1 = time.monotonic()
             case FailedEvent():
                 self.failed = event
+                self.t1 = time.monotonic()
+
+    def events(self) -> list[StreamEvent]:
+        """A snapshot of the events so far, in stream order."""
+        out: list[StreamEvent] = [self.start] if self.start is not None else []
+        out.extend(self.tokens)
+        end = self.done or self.failed
+        return out + [end] if end is not None else out
+
+    @property
+    def lane(self) -> Any:
+        """The shown ``Lane`` of an opened or replayed session, else None."""
+        return self.session.lanes[self.lane_index] if self.session is not None else None
 
     @property
     def finished(self) -> bool:

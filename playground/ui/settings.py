@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from playground.config import Config
@@ -42,3 +43,16 @@ class AppSettings:
     """An already loaded Engine to use instead of loading ``engine_choice`` (tests, benchmarks)."""
     startup_errors: list[PlaygroundError] = field(default_factory=list)
     """Problems found before the app started (config, themes), reported once it has."""
+    endpoint: Any = None
+    """A remote ``backends.endpoints.Endpoint`` to generate with instead of the local model."""
+    session: Any = None
+    """A ``sessions.store.Loaded`` session to show at start (``playground open/replay FILE``)."""
+    replay_speed: float | None = None
+    """Stream ``session``'s recorded tokens at this speed (0 = at once); None shows it whole."""
+    keep_history: bool = True
+    """Keep every finished run in ``history_dir`` (``sessions.history``)."""
+
+    @property
+    def history_dir(self) -> Path:
+        """Where finished runs are kept, and where ctrl+s and ctrl+o start (config ``history_dir``)."""
+        return Path(self.config.history_dir).expanduser()

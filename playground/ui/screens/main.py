@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,11 +18,15 @@ from playground.errors import PlaygroundError
 from playground.events import FailedEvent, TokenEvent
 from playground.params import GenerationRequest
 from playground.prompt_builder import PromptSpec, RenderedPrompt, check_fits, render
+from playground.sessions.record import utc_now
 from playground.ui.pump import EventPump
 from playground.ui.run_record import RunRecord
 from playground.ui.screens.example_editor import ExampleEditor
+from playground.ui.screens.main_sessions import SessionActions
 from playground.ui.screens.rendered_prompt import RenderedPromptScreen
+from playground.ui.session_io import token_text_for
 from playground.ui.settings import AppSettings
+from playground.ui.streams import pump_local, pump_remote
 from playground.ui.widgets.completion import CompletionView
 from playground.ui.widgets.distribution import DistributionView
 from playground.ui.widgets.examples_panel import ExamplesPanel
@@ -35,12 +41,14 @@ FRAME_S = 1 / 30
 LEGEND = "[$prob-high]p≥.5[/] [$prob-mid]≥.2[/] [$prob-low]≥.05[/] [$prob-very-low]<.05[/]"
 
 
-class MainScreen(Screen):
+class MainScreen(SessionActions, Screen):
     """One prompt, one completion, everything about it."""
 
     BINDINGS = [
         Binding("ctrl+g", "generate", "Generate", priority=True, id="generate"),
         Binding("escape", "cancel", "Cancel", id="cancel"),
+        Binding("ctrl+s", "save_session", "Save", priority=True, id="save_session"),
+        Binding("ctrl+o", "open_session", "Open", priority=True, id="open_session"),
         Binding("ctrl+r", "show_rendered", "Rendered prompt", id="show_rendered"),
         Binding("ctrl+t", "toggle_template", "Chat/plain", id="toggle_template"),
         Binding("f2", "focus_pane('prompt')", "Prompt", show=False, id="focus_prompt"),
@@ -52,7 +60,9 @@ class MainScreen(Screen):
     | Id | Key(s) | Description |
     | :- | :- | :- |
     | generate | ctrl+g | Generate a completion. |
-    | cancel | escape | Stop the running generation (the partial output is kept). |
+    | cancel | escape | Stop the running generation or replay (the partial output is kept). |
+    | save_session | ctrl+s | Save prompt, examples, sampler and the last run to a session file. |
+    | open_session | ctrl+o | Open a session file or a run from the history. |
     | show_rendered | ctrl+r | Show the exact rendered prompt and its token count. |
     | toggle_template | ctrl+t | Switch between plain completion and the chat template. |
     | focus_* | f2..f5 | Focus the prompt, examples, sampler or completion pane. |
@@ -69,6 +79,10 @@ class MainScreen(Screen):
         self._cancel = threading.Event()
         self._generating = False
         self._base_spec = settings.prompt
+        self._status = ""
+        self._note = ""
+        self.stream_worker: Worker | None = None
+        """The worker producing the current run's events (generation or replay)."""
 
     # --- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -98,14 +112,25 @@ class MainScreen(Screen):
         self.query_one("#metrics").border_title = "Metrics"
         self._drain_timer = self.set_interval(FRAME_S, self._drain, pause=True)
         self._count_timer = None
-        self.set_status("loading model…")
+        self.set_status("connecting…" if self.settings.endpoint is not None else "loading model…")
         self.query_one(PromptPanel).focus_prompt()
         if self.settings.freeze_timings:  # snapshots: a blinking cursor is a timing too
             for field in self.query("TextArea, Input"):
                 field.cursor_blink = False
+        loaded = self.settings.session
+        if loaded is not None:
+            self.call_after_refresh(self.show_session, loaded.session, loaded.path, self.settings.replay_speed)
 
     def set_status(self, text: str) -> None:
-        self.query_one("#status", Static).update(text)
+        """The status line: the model (or endpoint), then what is shown (``set_note``)."""
+        self._status = text
+        note = f" · [i]{escape(self._note)}[/i]" if self._note else ""
+        self.query_one("#status", Static).update(text + note)
+
+    def set_note(self, text: str) -> None:
+        """What the completion shows when it is not a run made here, e.g. "session FILE"."""
+        self._note = text
+        self.set_status(self._status)
 
     # --- model -----------------------------------------------------------------------------
     @property
@@ -113,9 +138,10 @@ class MainScreen(Screen):
         return getattr(self.app, "engine", None)
 
     def model_ready(self) -> None:
-        """Called by the app once the engine is loaded."""
+        """Called by the app once the engine is loaded (or the remote backend is set up)."""
         self.set_status(self.app.model_line())
         self._update_count()
+        self.query_one(SamplerPanel).mark_unsent(self.app.capabilities.sampler_params)
         if self.settings.run_at_start:
             self.settings.run_at_start = False
             self.action_generate()
@@ -160,6 +186,11 @@ class MainScreen(Screen):
         unused = " (unused in free-form)" if panel.mode == "freeform" else ""
         examples.border_title = examples.title() + unused
         engine = self.engine
+        if self.settings.endpoint is not None:
+            self._count_line = "tokens: not available from this backend"
+            chat = self.settings.endpoint.mode == "chat"
+            panel.show_count(("chat messages · " if chat else "") + self._count_line)
+            return
         if engine is None:
             panel.show_count("tokens: model loading…")
             return
@@ -191,7 +222,7 @@ class MainScreen(Screen):
     # --- sampler ---------------------------------------------------------------------------
     @on(SamplerPanel.Changed)
     def _sampler_changed(self, event: SamplerPanel.Changed) -> None:
-        self.sampler, self.max_tokens, self.stop = event.params, event.max_tokens, event.stop
+        self.sampler, self.max_tokens, self.stop = event.params, event.max_tokens, event.stops
         self.query_one(DistributionView).set_params(event.params)
 
     # --- generation ------------------------------------------------------------------------
@@ -199,7 +230,7 @@ class MainScreen(Screen):
         if self._generating:
             self.notify("Already generating; escape cancels.", severity="warning")
             return
-        if self.engine is None:
+        if not self.app.backend_ready:
             self.settings.run_at_start = True  # start as soon as the model is there
             self.notify("The model is still loading; generation starts when it is ready.")
             return
@@ -214,44 +245,61 @@ class MainScreen(Screen):
         except PlaygroundError as exc:
             self.app.report(exc)
             return
-        self.record = RunRecord()
+        self.set_note("")
+        self.begin_run(RunRecord(source="live", request=request, spec=self.current_spec(),
+                                 backend=self.app.backend_spec(), started_utc=utc_now(), t0=time.monotonic()))
+        self.query_one(CompletionView).border_subtitle = "generating…  (esc cancels)"
+        remote = self.app.remote
+        if remote is not None:  # httpx is async: an async worker on the app's loop, not a thread
+            producer = pump_remote(remote, request, self.pump, self._cancel)
+            self.stream_worker = self.run_worker(producer, name="remote", group="generate", exclusive=True,
+                                                 exit_on_error=False)
+        else:
+            self.stream_worker = self._generate(request)
+
+    def begin_run(self, record: RunRecord) -> None:
+        """Clear the completion and analysis panes for ``record`` and start draining its events."""
+        self.record = record
         self.pump = EventPump()
         self._cancel = threading.Event()
+        self.stream_worker = None  # set by the caller that starts a producer
         self._generating = True
         self.query_one(CompletionView).clear()
         self.query_one(TokenInspector).show(None)
         self.query_one(DistributionView).show(None)
         self.query_one(MetricsPanel).update(self.record)
-        self.query_one(CompletionView).border_subtitle = "generating…  (esc cancels)"
+        replaying = record.source == "replay"
+        self.query_one(CompletionView).border_subtitle = "replaying…  (esc stops)" if replaying else ""
         self._drain_timer.resume()
-        self._generate(request)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="generate")
     def _generate(self, request: GenerationRequest) -> None:
-        worker, pump, cancel = get_current_worker(), self.pump, self._cancel
-        n = 0
-        try:
-            for event in self.engine.stream(request, cancel, dist_size=self.settings.dist_size):
-                pump.put(event)
-                n += isinstance(event, TokenEvent)
-                if worker.is_cancelled:
-                    cancel.set()
-        except PlaygroundError as exc:
-            pump.put(FailedEvent(exc.title, exc.message, n))
-        except Exception as exc:  # noqa: BLE001 - shown to the user, partial output kept
-            pump.put(FailedEvent("Unexpected error", f"{type(exc).__name__}: {exc}", n))
+        worker = get_current_worker()
+        pump_local(self.engine, request, self.pump, self._cancel, self.settings.dist_size, lambda: worker.is_cancelled)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group in ("session-io", "history") and event.state == WorkerState.ERROR:  # never lost silently
+            error = worker.error
+            title = "Session file" if worker.group == "session-io" else "History"
+            self.app.report(PlaygroundError(f"{type(error).__name__}: {error}", title=title))
+        ended = (WorkerState.ERROR, WorkerState.SUCCESS, WorkerState.CANCELLED)
+        if worker is not self.stream_worker or event.state not in ended:
+            return  # a previous run's worker ending late must not touch the current run
         # A worker that died outside the stream's own error handling still ends the run visibly.
-        if event.worker.group == "generate" and event.state in (WorkerState.ERROR, WorkerState.SUCCESS):
-            if event.state == WorkerState.ERROR:
-                error = event.worker.error
-                self.pump.put(FailedEvent("Unexpected error", f"{type(error).__name__}: {error}", len(self.record.tokens)))
-            self._drain()
+        if event.state == WorkerState.ERROR:
+            error = worker.error
+            self.pump.put(FailedEvent("Unexpected error", f"{type(error).__name__}: {error}", len(self.record.tokens)))
+        self._drain()
+        if not self.record.finished and self._generating and event.state == WorkerState.CANCELLED:
+            self._stopped()
 
     def action_cancel(self) -> None:
-        if self._generating:
-            self._cancel.set()
+        if not self._generating:
+            return
+        self._cancel.set()
+        if self.record.source == "replay":  # a replay waits in asyncio.sleep: cancelling ends it at once
+            self.workers.cancel_group(self, "generate")
 
     def _drain(self) -> None:
         events = self.pump.drain()
@@ -270,6 +318,9 @@ class MainScreen(Screen):
         self.query_one(MetricsPanel).update(self.record)
         if self.record.finished:
             self._finish()
+        elif self.record.source == "replay":
+            total = len(self.record.lane.tokens)
+            completion.border_subtitle = f"replaying… {len(self.record.tokens)}/{total}  (esc stops)"
         else:
             completion.border_subtitle = f"generating… {len(self.record.tokens)}/{self.max_tokens}  (esc cancels)"
 
@@ -278,26 +329,51 @@ class MainScreen(Screen):
         self._drain_timer.pause()
         completion = self.query_one(CompletionView)
         record = self.record
+        prefix = {"replay": "replay · ", "session": "session · "}.get(record.source, "")
+        lane = record.lane
         if record.done is not None:
             done = record.done
+            unsaved_end = lane is not None and lane.finish_reason is None
             if done.tail:
                 completion.append_marker(done.tail)
-            if done.finish_reason == "cancelled":
+            if unsaved_end:
+                completion.append_marker("[unfinished when saved]")
+            elif done.finish_reason == "cancelled":
                 completion.append_marker("[cancelled]")
             elif not record.tokens:
                 completion.append_marker("[no output: the model ended the text at once]")
             reason = {"stop": "end of text", "length": "max tokens", "cancelled": "cancelled"}.get(done.finish_reason, done.finish_reason)
             if done.stop_string:
                 reason = f"stop string {done.stop_string!r}"
-            completion.border_subtitle = f"done · {reason} · {done.n_tokens} tokens · seed {done.seed}"
+            if unsaved_end:
+                reason = "unfinished when saved"
+            seed = f" · seed {done.seed}" if done.seed is not None else ""
+            completion.border_subtitle = f"{prefix}done · {reason} · {done.n_tokens} tokens{seed}"
             self.query_one(SamplerPanel).show_seed_used(done.seed)
         elif record.failed is not None:
             failed = record.failed
             completion.append_marker(f"[interrupted: {failed.title}]")
-            completion.border_subtitle = f"failed after {len(record.tokens)} tokens"
-            self.app.report(PlaygroundError(failed.message, title=failed.title))
+            completion.border_subtitle = f"{prefix}failed after {len(record.tokens)} tokens (interrupted)"
+            if record.source == "live":
+                self.app.report(PlaygroundError(failed.message, title=failed.title))
+            else:  # a recorded failure is part of the recording, not an error now
+                self.set_note(f"{self._note} · the recorded run was interrupted: {failed.message}")
+        else:
+            completion.border_subtitle = f"{prefix}no run recorded"
         if completion.selected is None and record.tokens:
             self._inspect(len(record.tokens) - 1)
+        self.keep_in_history()
+
+    def _stopped(self) -> None:
+        """A replay (or a run whose worker was cancelled) ended before its last event."""
+        self._generating = False
+        self._drain_timer.pause()
+        completion = self.query_one(CompletionView)
+        completion.append_marker("[replay stopped]" if self.record.source == "replay" else "[stopped]")
+        total = f" of {len(self.record.lane.tokens)}" if self.record.lane is not None else ""
+        completion.border_subtitle = f"stopped after {len(self.record.tokens)}{total} tokens"
+        if completion.selected is None and self.record.tokens:
+            self._inspect(len(self.record.tokens) - 1)
 
     # --- selection -------------------------------------------------------------------------
     @on(CompletionView.Selected)
@@ -310,10 +386,11 @@ class MainScreen(Screen):
         record = self.record
         token = record.tokens[index]
         history = record.history(index)
-        self.query_one(TokenInspector).show(token, record.params, history, count=len(record.tokens))
+        capabilities = self.app.capabilities if record.source == "live" else None
+        self.query_one(TokenInspector).show(token, record.params, history, count=len(record.tokens),
+                                            capabilities=capabilities)
         dist = self.query_one(DistributionView)
-        if self.engine is not None:
-            dist.token_text = self.engine.model.piece_text
+        dist.token_text = token_text_for(record, self.engine)
         dist.show(token.dist, history, chosen=token.id, position=index)
 
     def on_unmount(self) -> None:

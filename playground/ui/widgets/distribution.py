@@ -7,7 +7,7 @@ stored head and redraws; the model is not run again.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rich.text import Text
 from textual.widget import Widget
@@ -81,7 +81,8 @@ class DistributionView(Widget):
         self.chosen: int | None = None
         self.position: int | None = None
         self.shaped: Reshaped | None = None
-        self.token_text = lambda token: str(token)
+        self.token_text: Callable[[int], str | None] = lambda token: None
+        """Token id -> its text (None when unknown: the id is shown)."""
         self.last_redraw_s = 0.0
         """Seconds the last render took (the benchmark reads it)."""
         self.last_reshape_s = 0.0
@@ -149,7 +150,8 @@ class DistributionView(Widget):
             chosen = token == self.chosen
             label_style = style("distribution--chosen") if chosen else ""
             out.append(f"{i + 1:>3}{'▶' if chosen else ' '}", label_style)
-            out.append(fit(token_label(self.token_text(token)), label_w), label_style)
+            text = self.token_text(token)  # None: the text is not known (another model's vocabulary)
+            out.append(fit(token_label(text) if text is not None else f"id {token}", label_w), label_style)
             out.append(bar(raw / scale, bar_w), style("distribution--raw"))
             out.append(f"{percent(raw):>8}", style("distribution--raw"))
             if final > 0:

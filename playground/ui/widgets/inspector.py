@@ -8,12 +8,18 @@ import numpy as np
 from rich.text import Text
 from textual.widget import Widget
 
-from playground.events import TokenEvent
+from playground.backends.base import Capabilities
+from playground.events import Alternative, TokenEvent
 from playground.params import SamplerParams
 from playground.sampling import Reshaped, StageCut, reshape
 from playground.ui.text_cells import bar, fit, percent, token_label
 
 NOT_AVAILABLE = "not available from this backend"
+
+
+def is_chosen(alt: Alternative, event: TokenEvent) -> bool:
+    """Whether ``alt`` is the generated token: by id, or by text where the backend gives no ids."""
+    return alt.id == event.id if event.id >= 0 else alt.text == event.text
 
 
 def stage_count(stage: StageCut) -> str:
@@ -56,6 +62,7 @@ class TokenInspector(Widget):
         super().__init__(id=id)
         self.event: TokenEvent | None = None
         self.count = 0
+        self.capabilities: Capabilities | None = None
         self.reshaped: Reshaped | None = None
         self.hint = "Generate (ctrl+g), then select a token (click, or ← → in the completion)."
 
@@ -65,10 +72,13 @@ class TokenInspector(Widget):
         params: SamplerParams | None = None,
         history: Sequence[int] = (),
         count: int = 0,
+        capabilities: Capabilities | None = None,
     ) -> None:
-        """Inspect ``event`` (None clears); ``params``/``history`` are the run's, for stage counts."""
+        """Inspect ``event`` (None clears); ``params``/``history`` are the run's, for stage counts;
+        ``capabilities`` (of a live backend) say how many alternatives it could give at most."""
         self.event = event
         self.count = count
+        self.capabilities = capabilities
         self.reshaped = (
             reshape(event.dist, params, history) if event is not None and event.dist is not None and params else None
         )
@@ -78,7 +88,7 @@ class TokenInspector(Widget):
         """The token's own piece, and the text it completes when that differs (multi-byte characters)."""
         event = self.event
         assert event is not None
-        piece = next((alt.text for alt in event.top if alt.id == event.id), None)
+        piece = next((alt.text for alt in event.top if alt.id == event.id), None) if event.id >= 0 else None
         if piece is None or piece == event.text:
             return token_label(event.text)
         if not event.text:
@@ -90,6 +100,8 @@ class TokenInspector(Widget):
         event = self.event
         if event is None:
             return None
+        if event.id < 0:  # no token ids from this backend: find it among the alternatives by text
+            return next((k + 1 for k, alt in enumerate(event.top) if is_chosen(alt, event)), None)
         ids = event.dist.ids if event.dist is not None else np.array([a.id for a in event.top])
         hits = np.flatnonzero(np.asarray(ids) == event.id)
         return int(hits[0]) + 1 if hits.size else None
@@ -102,7 +114,7 @@ class TokenInspector(Widget):
         width = max(20, self.size.width)
         out = Text(no_wrap=True, overflow="ellipsis")
         out.append(fit(self.token_title(), width - 24), style("inspector--token"))
-        out.append(f" id {event.id}".rjust(10), style("inspector--label"))
+        out.append((f" id {event.id}" if event.id >= 0 else " id n/a").rjust(10), style("inspector--label"))
         out.append(f"  #{event.i + 1}/{self.count}\n" if self.count else f"  #{event.i + 1}\n", style("inspector--label"))
 
         def line(label: str, value: str, muted: bool = False) -> None:
@@ -141,15 +153,19 @@ class TokenInspector(Widget):
         style = self.get_component_rich_style
         event = self.event
         assert event is not None
+        most = self.capabilities.max_alternatives if self.capabilities is not None else None
         if not event.top:
             out.append("alternatives: " + NOT_AVAILABLE, style("inspector--muted"))
             return
         out.append("top alternatives (raw, T = 1)\n", style("inspector--label"))
-        room = max(0, self.size.height - 6) if self.size.height else len(event.top)
+        limited = most is not None and most < 100
+        if limited:
+            out.append(f"at most {most} from this backend\n", style("inspector--muted"))
+        room = max(0, self.size.height - 6 - limited) if self.size.height else len(event.top)
         label_w = min(18, max(8, width // 3))
         bar_w = max(4, width - label_w - 10)
         for alt in event.top[: max(1, room)]:
-            chosen = alt.id == event.id
+            chosen = is_chosen(alt, event)
             st = style("inspector--chosen") if chosen else style("inspector--bar")
             p = float(np.exp(alt.logprob))
             out.append(("▶" if chosen else " ") + fit(token_label(alt.text), label_w - 1), st if chosen else "")

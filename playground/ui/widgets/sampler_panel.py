@@ -62,6 +62,10 @@ class SamplerPanel(VerticalScroll):
     SamplerPanel #seed:focus { background: $primary 30%; }
     SamplerPanel #seed-used { width: 1fr; color: $text-muted; padding-left: 1; display: none; }
     SamplerPanel #seed-used.-shown { display: block; }
+    SamplerPanel #unsent { width: 1fr; color: $warning; display: none; }
+    SamplerPanel #unsent.-shown { display: block; }
+    SamplerPanel Slider.-not-sent > .slider--label { text-style: strike; }
+    SamplerPanel Slider.-not-sent > .slider--value { color: $text-disabled; }
     """
 
     class Changed(Message):
@@ -71,7 +75,8 @@ class SamplerPanel(VerticalScroll):
             super().__init__()
             self.params = params
             self.max_tokens = max_tokens
-            self.stop = stop
+            self.stops = stop
+            """The stop strings (not ``stop``: that would hide ``Message.stop()``, which Textual calls)."""
 
     def __init__(self, params: SamplerParams, max_tokens: int, *, stop: tuple[str, ...] = (),
                  max_tokens_limit: int = 4096, id: str | None = None) -> None:
@@ -99,6 +104,7 @@ class SamplerPanel(VerticalScroll):
             yield Input(format_stops(self._stop), placeholder="none  (e.g. \\n\\n|Input:)", id="stop",
                         tooltip="stop strings, separated by |; \\n = line break")
         yield Label("", id="seed-used")
+        yield Label("", id="unsent")
 
     def on_mount(self) -> None:
         self._ready = True
@@ -112,18 +118,34 @@ class SamplerPanel(VerticalScroll):
     def max_tokens(self) -> int:
         return self._max_tokens
 
-    def set_params(self, params: SamplerParams, max_tokens: int | None = None) -> None:
-        """Show ``params`` (e.g. from a session); posts one Changed."""
+    def set_params(self, params: SamplerParams, max_tokens: int | None = None, *,
+                   stop: tuple[str, ...] | None = None) -> None:
+        """Show ``params`` (e.g. from a session); posts Changed."""
+        if stop is not None:
+            self._stop = tuple(stop)
+            self.query_one("#stop", Input).value = format_stops(self._stop)
         for field in SLIDERS:
             self.query_one(f"#s-{field}", Slider).set_reactive(Slider.value, float(getattr(params, field)))
             self.query_one(f"#s-{field}", Slider).refresh()
         if max_tokens is not None:
             self._max_tokens = max_tokens
             self.query_one("#s-max_tokens", Slider).set_reactive(Slider.value, float(max_tokens))
+            self.query_one("#s-max_tokens", Slider).refresh()
         self.query_one("#seed", Input).value = "" if params.seed == RANDOM_SEED else str(params.seed)
         self.query_one("#greedy", Checkbox).value = params.greedy
         self._params = params
         self._emit()
+
+    def mark_unsent(self, honoured: frozenset[str]) -> None:
+        """Grey the settings a backend does not take (they are not sent) and say so."""
+        unsent = [SLIDERS[f][0] for f in SLIDERS if f not in honoured]
+        for field in SLIDERS:
+            slider = self.query_one(f"#s-{field}", Slider)
+            slider.set_class(field not in honoured, "-not-sent")
+            slider.tooltip = SLIDERS[field][8] + ("" if field in honoured else " · not sent to this backend")
+        note = self.query_one("#unsent", Label)
+        note.update(f"not sent to this backend: {', '.join(unsent)}" if unsent else "")
+        note.set_class(bool(unsent), "-shown")
 
     def show_seed_used(self, seed: int | None) -> None:
         """Show the seed a run actually used (a random seed is otherwise lost)."""
