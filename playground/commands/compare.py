@@ -161,7 +161,8 @@ def _bench(args: argparse.Namespace) -> int:
     n = result["lanes"]
     print(f"{n} sequential runs   s: {', '.join(f'{s:.2f}' for s in result['sequential_s'])}")
     print(f"{n} lanes, one batch  s: {', '.join(f'{s:.2f}' for s in result['batched_s'])}")
-    print(f"wall-time ratio (batched / sequential), median: {result['ratio_median']:.3f}  (target <= 0.6); "
+    print(f"wall-time ratio (batched / sequential), median: {result['ratio_median']:.3f}, fastest runs: "
+          f"{result['ratio_of_minima']:.3f}  (target <= 0.6); "
           f"same tokens: {result['same_tokens']}")
     if not result["same_tokens"]:
         print("  (ids may differ past 512 KV cells with >1 thread: llama.cpp splits a one-token decode's "

@@ -18,19 +18,10 @@ import llama_cpp
 
 from playground.engine.batch import Batch
 from playground.engine.llama_model import LlamaModel
-from playground.engine.sampler_chain import SamplerChain
-from playground.engine.token_stats import position_stats
-from playground.engine.utf8_stream import Utf8Stream
+from playground.engine.sequence import SequenceDecoder
+from playground.engine.token_stats import StatsComputer
 from playground.errors import PlaygroundError
-from playground.events import (
-    Alternative,
-    DoneEvent,
-    FailedEvent,
-    RawDistribution,
-    StartEvent,
-    StreamEvent,
-    TokenEvent,
-)
+from playground.events import FailedEvent, StreamEvent
 from playground.params import RANDOM_SEED, GenerationRequest
 
 
@@ -58,9 +49,12 @@ class Engine:
         self.reuse_prefix = reuse_prefix
         self._kv_tokens: list[int] = []  # what sequence 0 of the KV cache holds, by position
         self._batch = Batch(model.n_ctx)
+        self._stats = StatsComputer(model.n_vocab)
 
     def close(self) -> None:
+        """Free the batch and the model (the engine owns the model it was built with)."""
         self._batch.close()
+        self.model.close()
 
     def logits_view(self, index: int = -1) -> np.ndarray:
         """The logits of output ``index`` of the last decode, as a numpy view (no copy)."""
@@ -124,120 +118,30 @@ class Engine:
         """
         request.validate()
         t0 = time.perf_counter()
-        model = self.model
         prompt_tokens = self.tokenize_prompt(request)
-        seed = resolve_seed(request.sampler.seed)
-        yield StartEvent(
-            model=model.describe(),
-            prompt=request.prompt,
-            prompt_tokens=tuple(prompt_tokens),
-            params={
-                **request.sampler.to_dict(),
-                "seed": seed,
-                "max_tokens": request.max_tokens,
-                "stop": list(request.stop),
-                "top_n": request.top_n,
-            },
-        )
-        chain = SamplerChain(request.sampler, model.n_vocab, seed)
-        n_tokens = 0
+        seq = SequenceDecoder(request, resolve_seed(request.sampler.seed), self.model, len(prompt_tokens), self._stats)
         try:
-            n_history = request.sampler.repeat_last_n
-            chain.accept(prompt_tokens if n_history < 0 else prompt_tokens[-n_history:] if n_history else ())
-            n_evaluated = self.evaluate_prompt(prompt_tokens)
+            yield seq.start_event(prompt_tokens)
+            seq.accept_prompt(prompt_tokens)
+            try:
+                n_evaluated = self.evaluate_prompt(prompt_tokens)
+            except PlaygroundError as exc:
+                yield FailedEvent(exc.title, exc.message, 0)
+                return
             t_prompt = time.perf_counter() - t0
-            yield from self._decode_loop(request, chain, cancel, t0, t_prompt, n_evaluated, seed, dist_size, with_entropy)
-        except PlaygroundError as exc:
-            yield FailedEvent(exc.title, exc.message, n_tokens)
+            while True:
+                cancelled = cancel is not None and cancel.is_set()
+                event = seq.step(self.logits_view(), t0, dist_size, with_entropy, cancelled)
+                if event is not None:
+                    yield event
+                if seq.ended:
+                    break
+                try:
+                    self.decode_one(seq.next_token)
+                except PlaygroundError as exc:
+                    yield FailedEvent(exc.title, exc.message, seq.n)
+                    return
+                seq.pos += 1
+            yield seq.done_event(t0, t_prompt, n_evaluated)
         finally:
-            chain.close()
-
-    def _decode_loop(
-        self,
-        request: GenerationRequest,
-        chain: SamplerChain,
-        cancel: threading.Event | None,
-        t0: float,
-        t_prompt: float,
-        n_evaluated: int,
-        seed: int,
-        dist_size: int,
-        with_entropy: bool,
-    ) -> Iterator[StreamEvent]:
-        model = self.model
-        utf8 = Utf8Stream()
-        top_n = request.top_n
-        head_k = max(top_n, dist_size)
-        stops = request.stop
-        longest_stop = max((len(s) for s in stops), default=0)
-        recent = ""  # tail of the completion, long enough to see a stop string arrive
-        n = 0
-        t_first: float | None = None
-        t_last = t0
-        finish = "length"
-        stop_hit: str | None = None
-        try:
-            while n < request.max_tokens:
-                if cancel is not None and cancel.is_set():
-                    finish = "cancelled"
-                    break
-                logits = self.logits_view()
-                picked = chain.sample(logits)
-                token = picked.id
-                if model.is_eog(token):
-                    finish = "stop"
-                    break
-                stats = position_stats(logits, token, head_k, with_entropy=with_entropy)
-                text = utf8.push(model.piece(token))
-                top = tuple(
-                    Alternative(int(i), model.piece_text(int(i)), float(lp))
-                    for i, lp in zip(stats.top_ids[:top_n], stats.top_logprobs[:top_n])
-                )
-                dist = (
-                    RawDistribution(stats.top_ids[:dist_size], stats.top_logprobs[:dist_size], model.n_vocab, stats.log_z)
-                    if dist_size
-                    else None
-                )
-                t_last = time.perf_counter()
-                if t_first is None:
-                    t_first = t_last
-                yield TokenEvent(
-                    i=n,
-                    id=token,
-                    text=text,
-                    logprob=stats.logprob,
-                    p_sampled=picked.p_sampled,
-                    top=top,
-                    t=t_last - t0,
-                    n_candidates=picked.n_candidates,
-                    entropy=stats.entropy,
-                    dist=dist,
-                )
-                n += 1
-                if stops and text:
-                    recent = (recent + text)[-(longest_stop + len(text)) :]
-                    stop_hit = next((s for s in stops if s in recent), None)
-                    if stop_hit is not None:
-                        finish = "stop"
-                        break
-                if n >= request.max_tokens:
-                    break
-                if len(self._kv_tokens) + 1 > model.n_ctx:
-                    finish = "length"
-                    break
-                self.decode_one(token)
-        except PlaygroundError as exc:
-            yield FailedEvent(exc.title, exc.message, n)
-            return
-        decode_s = t_last - t_first if t_first is not None else 0.0
-        yield DoneEvent(
-            finish_reason=finish,  # type: ignore[arg-type]
-            n_tokens=n,
-            ttft_s=(t_first - t0) if t_first is not None else None,
-            prompt_tok_s=(n_evaluated / t_prompt) if t_prompt > 0 else None,
-            decode_tok_s=((n - 1) / decode_s) if n > 1 and decode_s > 0 else None,
-            prompt_tokens_evaluated=n_evaluated,
-            stop_string=stop_hit,
-            seed=seed,
-            tail=utf8.flush(),
-        )
+            seq.close()

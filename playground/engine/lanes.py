@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
-import numpy as np
 
 import llama_cpp
 
@@ -28,11 +27,10 @@ from playground.compare.events import BatchDone, LaneEvent
 from playground.engine.batch import Batch
 from playground.engine.generator import Engine, resolve_seed
 from playground.engine.llama_model import LlamaModel
-from playground.engine.sampler_chain import SamplerChain
-from playground.engine.token_stats import position_stats
-from playground.engine.utf8_stream import Utf8Stream
+from playground.engine.sequence import SequenceDecoder
+from playground.engine.token_stats import StatsComputer
 from playground.errors import InvalidParameterError, PlaygroundError
-from playground.events import Alternative, DoneEvent, FailedEvent, RawDistribution, StartEvent, TokenEvent
+from playground.events import FailedEvent
 from playground.params import GenerationRequest
 
 #: Most lanes one run may hold (self-consistency asks for up to 32 samples).
@@ -44,103 +42,14 @@ def seq_max_for(n_lanes: int) -> int:
     return n_lanes + 1
 
 
-class _Lane:
-    """One lane's state: its sampler, text stream, limits and place in the KV cache."""
+class _Lane(SequenceDecoder):
+    """One lane: a sequence decoder with its place in the batch and the KV cache."""
 
-    def __init__(self, index: int, request: GenerationRequest, seed: int, n_vocab: int, pos: int) -> None:
+    def __init__(self, index: int, request: GenerationRequest, seed: int, model: LlamaModel, pos: int, stats: StatsComputer) -> None:
+        super().__init__(request, seed, model, pos, stats)
         self.index = index
         self.seq = index + 1  # sequence 0 holds the shared prompt
-        self.request = request
-        self.seed = seed
-        self.chain = SamplerChain(request.sampler, n_vocab, seed)
-        self.utf8 = Utf8Stream()
-        self.longest_stop = max((len(s) for s in request.stop), default=0)
-        self.recent = ""  # tail of the completion, long enough to see a stop string arrive
-        self.n = 0
-        self.pos = pos  # KV position of the next token this lane decodes
         self.batch_index = -1  # its output row in the last decode (-1: the prompt's last token)
-        self.next_token = -1
-        self.t_first: float | None = None
-        self.t_last = 0.0
-        self.finish = "length"
-        self.stop_hit: str | None = None
-        self.ended = False
-
-    def end(self, finish: str) -> None:
-        self.finish = finish
-        self.ended = True
-
-    def step(
-        self, model: LlamaModel, logits: np.ndarray, t0: float, dist_size: int, with_entropy: bool, cancelled: bool
-    ) -> TokenEvent | None:
-        """Sample this lane's next token, as ``Engine._decode_loop`` does for its one sequence.
-
-        Returns the token's event, or None when the lane ended without one (cancel, EOG). After it,
-        either ``ended`` is set or ``next_token`` must be decoded at ``pos``.
-        """
-        if cancelled:
-            self.end("cancelled")
-            return None
-        picked = self.chain.sample(logits)
-        token = picked.id
-        if model.is_eog(token):
-            self.end("stop")
-            return None
-        top_n = self.request.top_n
-        stats = position_stats(logits, token, max(top_n, dist_size), with_entropy=with_entropy)
-        text = self.utf8.push(model.piece(token))
-        top = tuple(
-            Alternative(int(i), model.piece_text(int(i)), float(lp))
-            for i, lp in zip(stats.top_ids[:top_n], stats.top_logprobs[:top_n])
-        )
-        dist = (
-            RawDistribution(stats.top_ids[:dist_size], stats.top_logprobs[:dist_size], model.n_vocab, stats.log_z)
-            if dist_size
-            else None
-        )
-        self.t_last = time.perf_counter()
-        if self.t_first is None:
-            self.t_first = self.t_last
-        event = TokenEvent(
-            i=self.n,
-            id=token,
-            text=text,
-            logprob=stats.logprob,
-            p_sampled=picked.p_sampled,
-            top=top,
-            t=self.t_last - t0,
-            n_candidates=picked.n_candidates,
-            entropy=stats.entropy,
-            dist=dist,
-        )
-        self.n += 1
-        stops = self.request.stop
-        if stops and text:
-            self.recent = (self.recent + text)[-(self.longest_stop + len(text)) :]
-            self.stop_hit = next((s for s in stops if s in self.recent), None)
-            if self.stop_hit is not None:
-                self.end("stop")
-                return event
-        if self.n >= self.request.max_tokens or self.pos + 1 > model.n_ctx:
-            self.end("length")
-            return event
-        self.next_token = token
-        return event
-
-    def done_event(self, t0: float, t_prompt: float, n_evaluated: int) -> DoneEvent:
-        t_first = self.t_first
-        decode_s = self.t_last - t_first if t_first is not None else 0.0
-        return DoneEvent(
-            finish_reason=self.finish,  # type: ignore[arg-type]
-            n_tokens=self.n,
-            ttft_s=(t_first - t0) if t_first is not None else None,
-            prompt_tok_s=(n_evaluated / t_prompt) if t_prompt > 0 else None,
-            decode_tok_s=((self.n - 1) / decode_s) if self.n > 1 and decode_s > 0 else None,
-            prompt_tokens_evaluated=n_evaluated,
-            stop_string=self.stop_hit,
-            seed=self.seed,
-            tail=self.utf8.flush(),
-        )
 
 
 class LaneRunner:
@@ -202,19 +111,12 @@ class LaneRunner:
         model = self.model
         prompt_tokens = self.engine.tokenize_prompt(requests[0])
         n_prompt = len(prompt_tokens)
-        lanes = [_Lane(k, r, resolve_seed(r.sampler.seed), model.n_vocab, n_prompt) for k, r in enumerate(requests)]
+        stats = StatsComputer(model.n_vocab)
+        lanes = [_Lane(k, r, resolve_seed(r.sampler.seed), model, n_prompt, stats) for k, r in enumerate(requests)]
         try:
             for lane in lanes:
-                r = lane.request
-                yield LaneEvent(lane.index, StartEvent(
-                    model=model.describe(),
-                    prompt=r.prompt,
-                    prompt_tokens=tuple(prompt_tokens),
-                    params={**r.sampler.to_dict(), "seed": lane.seed, "max_tokens": r.max_tokens,
-                            "stop": list(r.stop), "top_n": r.top_n},
-                ))
-                n_history = r.sampler.repeat_last_n
-                lane.chain.accept(prompt_tokens if n_history < 0 else prompt_tokens[-n_history:] if n_history else ())
+                yield LaneEvent(lane.index, lane.start_event(prompt_tokens))
+                lane.accept_prompt(prompt_tokens)
             try:
                 self._clear_lane_sequences()
                 n_evaluated = self.engine.evaluate_prompt(prompt_tokens)
@@ -230,7 +132,7 @@ class LaneRunner:
             yield from self._steps(lanes, cancel, lane_cancel, timing, dist_size, with_entropy)
         finally:
             for lane in lanes:
-                lane.chain.close()
+                lane.close()
             self._clear_lane_sequences()
 
     def _steps(
@@ -253,7 +155,7 @@ class LaneRunner:
                 own = lane_cancel[lane.index] if lane_cancel is not None else None
                 cancelled = (cancel is not None and cancel.is_set()) or (own is not None and own.is_set())
                 logits = self.engine.logits_view(lane.batch_index)
-                event = lane.step(model, logits, t0, dist_size, with_entropy, cancelled)
+                event = lane.step(logits, t0, dist_size, with_entropy, cancelled)
                 if event is not None:
                     yield LaneEvent(lane.index, event)
                 if lane.ended:

@@ -121,6 +121,7 @@ class LlamaModel:
         self.n_ctx = min(llama_cpp.llama_n_ctx(self._ctx), llama_cpp.llama_n_batch(self._ctx))
         self.memory = llama_cpp.llama_get_memory(self._ctx)
         self._pieces: dict[int, bytes] = {}
+        self._texts: dict[int, str] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
 
     # --- raw handles -------------------------------------------------------------------------
@@ -179,7 +180,10 @@ class LlamaModel:
 
     def piece_text(self, token: int) -> str:
         """A token's text for display; bytes of an incomplete character are shown escaped."""
-        return self.piece(token).decode("utf-8", "backslashreplace")
+        text = self._texts.get(token)
+        if text is None:
+            text = self._texts[token] = self.piece(token).decode("utf-8", "backslashreplace")
+        return text
 
     def is_eog(self, token: int) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))

@@ -87,7 +87,7 @@ class SamplerChain:
         cand = self._cand
         cand["id"] = self._ids  # samplers reorder the buffer in place
         cand["logit"] = logits
-        cand["p"] = 0.0
+        # "p" needs no reset: every llama.cpp sampler that reads p computes it first (softmax).
         arr = self._array
         arr.data = self._cand.ctypes.data_as(llama_cpp.llama_token_data_p)
         arr.size = self.n_vocab

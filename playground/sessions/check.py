@@ -226,5 +226,4 @@ def check_session(
     finally:
         for engine in engines.values():
             engine.close()
-            engine.model.close()
     return CheckReport(tuple(results))

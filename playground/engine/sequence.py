@@ -1,0 +1,133 @@
+"""One sequence's side of the decode loop: sample, measure, detect the end, build the events.
+
+Shared by the single-run ``Engine`` and the batched compare lanes (``engine/lanes.py``), so that a
+lane takes exactly the steps a single run takes; only who calls ``llama_decode`` differs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from playground.engine.llama_model import LlamaModel
+from playground.engine.sampler_chain import SamplerChain
+from playground.engine.token_stats import StatsComputer
+from playground.engine.utf8_stream import Utf8Stream
+from playground.events import Alternative, DoneEvent, RawDistribution, StartEvent, TokenEvent
+from playground.params import GenerationRequest
+
+
+class SequenceDecoder:
+    """Sampler chain, UTF-8 stream, stop strings, limits and timing of one generated sequence.
+
+    After ``step`` either ``ended`` is set or ``next_token`` must be decoded at ``pos``.
+    """
+
+    def __init__(self, request: GenerationRequest, seed: int, model: LlamaModel, pos: int, stats: StatsComputer) -> None:
+        self.request = request
+        self.seed = seed
+        self.model = model
+        self.stats = stats
+        self.chain = SamplerChain(request.sampler, model.n_vocab, seed)
+        self.utf8 = Utf8Stream()
+        self.longest_stop = max((len(s) for s in request.stop), default=0)
+        self.recent = ""  # tail of the completion, long enough to see a stop string arrive
+        self.n = 0
+        self.pos = pos  # KV position of the next token this sequence decodes
+        self.next_token = -1
+        self.t_first: float | None = None
+        self.t_last = 0.0
+        self.finish = "length"
+        self.stop_hit: str | None = None
+        self.ended = False
+
+    def start_event(self, prompt_tokens: Sequence[int]) -> StartEvent:
+        r = self.request
+        return StartEvent(
+            model=self.model.describe(),
+            prompt=r.prompt,
+            prompt_tokens=tuple(prompt_tokens),
+            params={**r.sampler.to_dict(), "seed": self.seed, "max_tokens": r.max_tokens, "stop": list(r.stop), "top_n": r.top_n},
+        )
+
+    def accept_prompt(self, prompt_tokens: Sequence[int]) -> None:
+        """Let the repeat penalty see the prompt's tail (as llama-cli does)."""
+        n_history = self.request.sampler.repeat_last_n
+        self.chain.accept(prompt_tokens if n_history < 0 else prompt_tokens[-n_history:] if n_history else ())
+
+    def end(self, finish: str) -> None:
+        self.finish = finish
+        self.ended = True
+
+    def close(self) -> None:
+        self.chain.close()
+
+    def step(self, logits: np.ndarray, t0: float, dist_size: int, with_entropy: bool, cancelled: bool) -> TokenEvent | None:
+        """Sample the next token from ``logits``; return its event, or None if the sequence ended
+        without one (cancelled before sampling, or an end-of-generation token)."""
+        if cancelled:
+            self.end("cancelled")
+            return None
+        model = self.model
+        picked = self.chain.sample(logits)
+        token = picked.id
+        if model.is_eog(token):
+            self.end("stop")
+            return None
+        top_n = self.request.top_n
+        stats = self.stats(logits, token, max(top_n, dist_size), with_entropy=with_entropy)
+        text = self.utf8.push(model.piece(token))
+        top = tuple(
+            Alternative(i, model.piece_text(i), lp)
+            for i, lp in zip(stats.top_ids[:top_n].tolist(), stats.top_logprobs[:top_n].tolist())
+        )
+        dist = (
+            RawDistribution(stats.top_ids[:dist_size], stats.top_logprobs[:dist_size], model.n_vocab, stats.log_z)
+            if dist_size
+            else None
+        )
+        self.t_last = time.perf_counter()
+        if self.t_first is None:
+            self.t_first = self.t_last
+        event = TokenEvent(
+            i=self.n,
+            id=token,
+            text=text,
+            logprob=stats.logprob,
+            p_sampled=picked.p_sampled,
+            top=top,
+            t=self.t_last - t0,
+            n_candidates=picked.n_candidates,
+            entropy=stats.entropy,
+            dist=dist,
+        )
+        self.n += 1
+        stops = self.request.stop
+        if stops and text:
+            self.recent = (self.recent + text)[-(self.longest_stop + len(text)) :]
+            self.stop_hit = next((s for s in stops if s in self.recent), None)
+            if self.stop_hit is not None:
+                self.end("stop")
+                return event
+        if self.n >= self.request.max_tokens or self.pos + 1 > model.n_ctx:
+            self.end("length")
+            return event
+        self.next_token = token
+        return event
+
+    def done_event(self, t0: float, t_prompt: float, n_evaluated: int) -> DoneEvent:
+        t_first = self.t_first
+        decode_s = self.t_last - t_first if t_first is not None else 0.0
+        return DoneEvent(
+            finish_reason=self.finish,  # type: ignore[arg-type]
+            n_tokens=self.n,
+            ttft_s=(t_first - t0) if t_first is not None else None,
+            prompt_tok_s=(n_evaluated / t_prompt) if t_prompt > 0 else None,
+            decode_tok_s=((self.n - 1) / decode_s) if self.n > 1 and decode_s > 0 else None,
+            prompt_tokens_evaluated=n_evaluated,
+            stop_string=self.stop_hit,
+            seed=self.seed,
+            tail=self.utf8.flush(),
+        )
