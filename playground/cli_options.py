@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from playground.engine_options import EngineChoice
-from playground.params import GenerationRequest, SamplerParams
+from playground.params import SAMPLER_OPTION_NAMES, GenerationRequest, SamplerParams
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, path: bool = True) -> None:
@@ -40,17 +40,9 @@ def add_sampler_options(parser: argparse.ArgumentParser) -> None:
 def sampler_from_args(args: argparse.Namespace, base: SamplerParams | None = None) -> SamplerParams:
     """Sampler settings: ``base`` (config defaults) overridden by what was given on the line."""
     params = base or SamplerParams()
-    mapping = {
-        "temp": "temperature",
-        "top_k": "top_k",
-        "top_p": "top_p",
-        "min_p": "min_p",
-        "repeat_penalty": "repeat_penalty",
-        "repeat_last_n": "repeat_last_n",
-        "seed": "seed",
-        "greedy": "greedy",
+    changes = {
+        field: getattr(args, arg) for arg, field in SAMPLER_OPTION_NAMES.items() if getattr(args, arg, None) is not None
     }
-    changes = {field: getattr(args, arg) for arg, field in mapping.items() if getattr(args, arg, None) is not None}
     return params.replace(**changes).validate()
 
 

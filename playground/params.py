@@ -13,6 +13,18 @@ RANDOM_SEED = -1
 
 MAX_TOP_N = 100
 
+#: llama.cpp's command-line spellings (``--temp``, ``--top-k``...) -> SamplerParams field.
+SAMPLER_OPTION_NAMES: dict[str, str] = {
+    "temp": "temperature",
+    "top_k": "top_k",
+    "top_p": "top_p",
+    "min_p": "min_p",
+    "repeat_penalty": "repeat_penalty",
+    "repeat_last_n": "repeat_last_n",
+    "seed": "seed",
+    "greedy": "greedy",
+}
+
 
 @dataclass(frozen=True)
 class SamplerParams:

@@ -86,7 +86,9 @@ def terminal(tmp_path: Path):
 
 
 def expected_words(engine, spec: PromptSpec, n: int) -> list[str]:
-    rendered = render(spec)
+    from playground.ui.app import chat_template_of
+
+    rendered = render(spec, chat_template_of(engine))
     request = GenerationRequest(prompt=rendered.text, sampler=SamplerParams(greedy=True), max_tokens=n)
     _, tokens, _ = collect(engine.stream(request))
     return "".join(t.text for t in tokens).split()
@@ -100,7 +102,7 @@ def test_type_a_prompt_generate_and_read_the_screen(terminal, engine):
     term.wait_for(text)
     term.keys("C-g")
     screen = term.wait_for("done ·", timeout=90)
-    words = expected_words(engine, PromptSpec(input=text), 12)
+    words = expected_words(engine, PromptSpec(input=text, template="chat"), 12)  # the TUI's default
     assert words, "the model produced no words"
     completion = "\n".join(line[54:] for line in screen.splitlines())  # the right-hand panes
     found = [w for w in words[:6] if w in completion]

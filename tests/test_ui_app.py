@@ -196,7 +196,7 @@ async def test_prompt_and_run_options_start_generating(engine):
     from playground.commands.tui import build_parser, settings_from_args
     from playground.config import Config
 
-    args = build_parser().parse_args(["--prompt", "Once upon a time", "--run", "--greedy", "-n", "5", "--theme",
+    args = build_parser().parse_args(["--prompt", "Once upon a time", "--plain", "--run", "--greedy", "-n", "5", "--theme",
                                       "playground-high-contrast"])
     s = settings_from_args(args, Config(), [])
     s.engine = engine

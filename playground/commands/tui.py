@@ -26,7 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(prog="playground", description="Open the playground TUI.")
     parser.add_argument("--prompt", metavar="TEXT", help="open with this free-form prompt")
     parser.add_argument("--run", action="store_true", help="start generating at once (with --prompt)")
-    parser.add_argument("--chat", action="store_true", default=None, help="render the prompt with the model's chat template")
+    template = parser.add_mutually_exclusive_group()
+    template.add_argument("--chat", action="store_true", default=None,
+                          help="render the prompt with the model's chat template (the default: instruct models expect it)")
+    template.add_argument("--plain", action="store_true", default=None, help="plain completion: the prompt is used verbatim")
     add_tui_options(parser)
     add_sampler_options(parser)
     return parser
@@ -88,7 +91,8 @@ def settings_from_args(args: argparse.Namespace, config: Config, errors: list[Pl
     prompt = PromptSpec()
     if opt("prompt") is not None:
         prompt = PromptSpec(mode="freeform", text=args.prompt)
-    if opt("chat"):
+    # Chat template by default: the embedded model is an instruct model and answers plain text badly.
+    if not opt("plain"):
         prompt = prompt.replace(template="chat")
     return AppSettings(
         config=config,
