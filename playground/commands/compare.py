@@ -9,6 +9,7 @@ import sys
 import threading
 from dataclasses import replace
 
+from playground.backends.endpoints import load_endpoints
 from playground.cli_options import (
     add_model_options,
     add_sampler_options,
@@ -18,24 +19,31 @@ from playground.cli_options import (
 )
 from playground.compare.events import BatchDone, Divergence, LaneEvent, Vote
 from playground.compare.extract import make_extractor
-from playground.compare.lane_spec import SPEC_HELP, parse_lane_spec
+from playground.compare.lane_spec import SPEC_HELP, LaneSpec, parse_lane
+from playground.compare.mixed import LaneTarget, MixedRunner, model_key
 from playground.compare.run import MAX_SAMPLES, LaneTranscript, finished, lane_requests, run_compare, sample_requests
 from playground.errors import InvalidParameterError
 from playground.events import DoneEvent, FailedEvent
+from playground.params import GenerationRequest
+from playground.sessions.cli_recording import RunRecording, add_session_options
+from playground.sessions.record import backend_from_endpoint
 
 EPILOG = """\
 JSON lines (--json), in this order:
   {"event":"start","lane":K,...,"params":{...}}   one per lane: its sampler settings and seed
   {"event":"token","lane":K,"i":..,"id":..,...}   the lanes' tokens, interleaved step by step
+        (in arrival order when lanes run on other models or backends; remote tokens have id -1)
   {"event":"done","lane":K,...}                   when lane K ends ("failed" instead if it fails)
   {"event":"batch","n_lanes":..,"prompt_tokens_evaluated":..,"decode_tok_s":..,...}
         the shared work: prompt evaluated once; decode_tok_s is the aggregate rate of all lanes
+        (one per local model when lanes run on several, with "lanes":[...]; none for remote lanes)
   {"event":"divergence","lane":K,"reference":0,"index":I,"token":{...},"reference_token":{...}}
         lanes mode, one per lane after lane 0: I is the first token index where lane K's token id
         differs from lane 0's (null: identical completions; the shorter length when one is a
         prefix of the other, whose token is then null). Both tokens carry id, text, logprob and
         prob (raw, T=1, from the same distribution: the lanes share the context up to I) and
-        p_sampled (in that lane's sampler distribution).
+        p_sampled (in that lane's sampler distribution). "compared_by":"text" when the ids are
+        not comparable (a remote lane, or another model): token texts are compared instead.
   {"event":"vote","answers":{ANSWER:COUNT},"majority":..,"agreement":..,"n_samples":..,
    "no_answer":..,"by_lane":[...]}
         --samples mode, last: agreement = majority votes / samples; "tied" lists tied answers.
@@ -43,6 +51,8 @@ JSON lines (--json), in this order:
 examples:
   playground compare "Once upon a time" --lane "temp=0" --lane "temp=1.0,top_k=40,seed=3"
   playground compare "What is 17 * 23? Answer with a number." --samples 16 --temp 0.9 --extract-last-number
+  playground compare "Hello" --lane "temp=0" --lane "temp=0,backend=myserver"   ([backends.myserver] in the config)
+  playground compare "Hello" --lane "temp=0" --lane "temp=0,model=other.gguf" --save run.json
   playground compare --bench
 """
 
@@ -69,6 +79,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     group.add_argument("--extract-last-number", action="store_true", help="answer = the last number in the text")
     group.add_argument("--extract-json", metavar="FIELD", help="answer = FIELD (dotted path) of the first JSON object having it")
     group.add_argument("--json", action="store_true", help="JSON lines (see below)")
+    add_session_options(cmp)
     bench = cmp.add_argument_group("benchmark (--bench: no prompt; the model options apply)")
     bench.add_argument("--bench", action="store_true", help="4 lanes vs 4 sequential runs over a ~1000-token prompt, "
                        "and aggregate decode tokens/s of 1, 2, 4, 8 lanes")
@@ -76,50 +87,113 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--bench-rounds", type=int, default=3, metavar="N", help="interleaved rounds (default 3)")
 
 
-def _requests(args: argparse.Namespace, prompt: str):
+def _lanes(args: argparse.Namespace, prompt: str) -> tuple[list[GenerationRequest], list[LaneTarget]]:
+    """Each lane's request and where it runs."""
     base = request_from_args(args, prompt)
     specs = args.lane or []
     if args.samples is not None:
         if len(specs) > 1:
             raise InvalidParameterError("--samples runs one setting: give at most one --lane with it")
-        if specs:
-            base = replace(base, sampler=parse_lane_spec(specs[0], base.sampler))
-        return sample_requests(base, args.samples)
+        lane = parse_lane(specs[0], base.sampler) if specs else LaneSpec(base.sampler)
+        requests = sample_requests(replace(base, sampler=lane.sampler), args.samples)
+        return requests, _targets([lane] * len(requests))
     if args.extract is not None or args.extract_last_number or args.extract_json is not None:
         raise InvalidParameterError("the answer extractors need --samples N")
     if not specs:
         raise InvalidParameterError("nothing to compare: give --lane SPEC for each lane, or --samples N")
     if len(specs) > MAX_SAMPLES:
         raise InvalidParameterError(f"at most {MAX_SAMPLES} lanes")
-    return lane_requests(base, [parse_lane_spec(spec, base.sampler) for spec in specs])
+    lanes = [parse_lane(spec, base.sampler) for spec in specs]
+    return lane_requests(base, [lane.sampler for lane in lanes]), _targets(lanes)
+
+
+def _targets(lanes: list[LaneSpec]) -> list[LaneTarget]:
+    """Endpoints looked up by name (the config is read only when a lane names a backend)."""
+    configured = load_endpoints() if any(lane.backend for lane in lanes) else {}
+    targets = []
+    for lane in lanes:
+        if lane.backend is not None and lane.backend not in configured:
+            known = ", ".join(sorted(configured)) or "none configured"
+            raise InvalidParameterError(f"no backend named '{lane.backend}' in the config (known: {known})")
+        targets.append(LaneTarget(configured[lane.backend] if lane.backend else None, lane.model))
+    return targets
+
+
+def _extractor_record(args: argparse.Namespace) -> tuple[str, str | None]:
+    """How the session names the extractor, and its pattern."""
+    if args.extract is not None:
+        return "regex", args.extract
+    if args.extract_last_number:
+        return "last_number", None
+    if args.extract_json is not None:
+        return "json_field", args.extract_json
+    return "whole_text", None
+
+
+def _load_runners(args, requests, targets, default: str):
+    """One engine and LaneRunner per local model the lanes use (key: the model's resolved path)."""
+    from playground.engine.lanes import LaneRunner, seq_max_for
+
+    groups: dict[str, tuple[str | None, list[GenerationRequest]]] = {}
+    for request, target in zip(requests, targets):
+        if not target.is_remote:
+            key = model_key(target.model, default)
+            path = args.model if key == default else target.model
+            groups.setdefault(key, (path, []))[1].append(request)
+    engines, runners = [], {}
+    try:
+        for key, (path, reqs) in groups.items():
+            choice = replace(engine_choice_from_args(args), model_path=path)
+            if args.ctx_size is None:
+                # The lanes share one unified KV cache: the prompt once, plus every lane's tokens.
+                need = len(reqs[0].prompt.encode("utf-8")) + 8 + sum(r.max_tokens for r in reqs)
+                choice = replace(choice, n_ctx=max(choice.n_ctx, min(need, 32768)))
+            engines.append(choice.load(n_seq_max=seq_max_for(len(reqs))))
+            runners[key] = LaneRunner(engines[-1])
+    except BaseException:
+        _close(runners, engines)
+        raise
+    return runners, engines
+
+
+def _close(runners, engines) -> None:
+    for runner in runners.values():
+        runner.close()
+    for engine in engines:
+        engine.close()
 
 
 def run(args: argparse.Namespace) -> int:
     if args.bench:
         return _bench(args)
     from playground.compare import text_report
-    from playground.engine.lanes import LaneRunner, seq_max_for
+    from playground.model_file import embedded_model_path
 
     prompt = read_prompt(args.prompt)
-    requests = _requests(args, prompt)
+    requests, targets = _lanes(args, prompt)
     samples = args.samples is not None
     extractor_name, extractor = make_extractor(args.extract, args.extract_last_number, args.extract_json)
-    choice = engine_choice_from_args(args)
-    if args.ctx_size is None:
-        # The lanes share one unified KV cache: the prompt once, plus every lane's tokens.
-        need = len(prompt.encode("utf-8")) + 8 + sum(r.max_tokens for r in requests)
-        choice = replace(choice, n_ctx=max(choice.n_ctx, min(need, 32768)))
-    engine = choice.load(n_seq_max=seq_max_for(len(requests)))
-    runner = LaneRunner(engine)
+    recording = RunRecording.from_args(args, kind="vote" if samples else "compare")
+    if samples:
+        recording.recorder.extractor, recording.recorder.extractor_pattern = _extractor_record(args)
+    for k, (request, target) in enumerate(zip(requests, targets)):
+        backend = backend_from_endpoint(target.endpoint) if target.endpoint is not None else None
+        recording.recorder.lane(k, request=request, backend=backend)
+    default = model_key(args.model, "") if args.model else str(embedded_model_path().resolve())
+    runners, engines = _load_runners(args, requests, targets, default)
+    mixed = any(t.is_remote for t in targets) or len(runners) > 1
+    runner = MixedRunner(targets, runners, default) if mixed else runners[default]
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     out = sys.stdout
     lanes: list[LaneTranscript] = []
     status = 0
     try:
+        # dist_size=top_n costs nothing extra and records each token's normaliser for replay.
         events = run_compare(runner, requests, cancel, diverge=not samples, extractor=extractor if samples else None,
-                             transcripts=lanes)
+                             transcripts=lanes, dist_size=max(r.top_n for r in requests))
         for item in events:
+            recording.recorder.feed_compare(item)
             if isinstance(item, LaneEvent) and isinstance(item.event, FailedEvent):
                 print(f"playground: lane {item.lane}: {item.event.title}: {item.event.message}", file=sys.stderr)
                 status = 1
@@ -140,8 +214,8 @@ def run(args: argparse.Namespace) -> int:
             out.flush()
     finally:
         signal.signal(signal.SIGINT, previous)
-        runner.close()
-        engine.close()
+        _close(runners, engines)
+    recording.finish()
     return status
 
 

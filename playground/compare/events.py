@@ -42,6 +42,8 @@ class BatchDone:
         decode_tok_s: aggregate decode rate, (n_tokens - lanes that produced a token) / decode_s,
             the batched analogue of a single run's (n - 1) / decode time.
         wall_s: seconds from the start to the end of the last lane.
+        lanes: the lanes this batch held, when a mixed run has several batches (one per local
+            model; remote lanes have none); empty: every lane of the run.
     """
 
     n_lanes: int
@@ -53,9 +55,10 @@ class BatchDone:
     decode_s: float
     decode_tok_s: float | None
     wall_s: float
+    lanes: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "event": "batch",
             "n_lanes": self.n_lanes,
             "prompt_tokens": self.prompt_tokens,
@@ -67,6 +70,9 @@ class BatchDone:
             "decode_tok_s": None if self.decode_tok_s is None else round(self.decode_tok_s, 2),
             "wall_s": round(self.wall_s, 6),
         }
+        if self.lanes:
+            out["lanes"] = list(self.lanes)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +118,10 @@ class Divergence:
             completions are identical.
         token: this lane's token at ``index``.
         reference_token: the reference lane's token at ``index``.
+        by: "id" (token ids, same local model) or "text" (token texts: a remote lane has no ids,
+            or the lanes run different models, whose ids mean different tokens). By text, the
+            index is only meaningful when both sides tokenise alike, and the two logprobs come
+            from two models' distributions.
     """
 
     lane: int
@@ -119,9 +129,10 @@ class Divergence:
     index: int | None
     token: TokenChoice | None
     reference_token: TokenChoice | None
+    by: str = "id"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "event": "divergence",
             "lane": self.lane,
             "reference": self.reference,
@@ -129,6 +140,9 @@ class Divergence:
             "token": None if self.token is None else self.token.to_dict(),
             "reference_token": None if self.reference_token is None else self.reference_token.to_dict(),
         }
+        if self.by != "id":
+            out["compared_by"] = self.by
+        return out
 
 
 @dataclass(frozen=True, slots=True)

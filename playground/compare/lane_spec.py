@@ -2,31 +2,37 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from playground.errors import InvalidParameterError
-from playground.params import SamplerParams
+from playground.params import SAMPLER_OPTION_NAMES, SamplerParams
 
 #: spelling in a spec -> SamplerParams field (llama.cpp's CLI names, with - or _)
-_KEYS = {
-    "temp": "temperature",
-    "temperature": "temperature",
-    "top_k": "top_k",
-    "top_p": "top_p",
-    "min_p": "min_p",
-    "repeat_penalty": "repeat_penalty",
-    "repeat_last_n": "repeat_last_n",
-    "seed": "seed",
-    "greedy": "greedy",
-}
+_KEYS = {**SAMPLER_OPTION_NAMES, "temperature": "temperature"}
 _INTS = {"top_k", "repeat_last_n", "seed"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
+#: keys that choose where a lane runs rather than how it samples
+_TARGETS = {"backend", "model"}
+
 SPEC_HELP = (
     "comma-separated key=value: temp, top_k, top_p, min_p, repeat_penalty, repeat_last_n, seed, "
-    "greedy (alone or =true/false); e.g. 'temp=0' or 'temp=1.0,top_k=40,seed=3'"
+    "greedy (alone or =true/false), and where it runs: backend=NAME (a [backends.NAME] endpoint of the "
+    "config) or model=PATH (another local GGUF); e.g. 'temp=0' or 'temp=1.0,top_k=40,seed=3,backend=vllm'"
 )
+
+
+@dataclass(frozen=True)
+class LaneSpec:
+    """One parsed ``--lane``: its sampler, and where it runs (both None: the command's local model)."""
+
+    sampler: SamplerParams
+    backend: str | None = None
+    """Name of a configured remote endpoint."""
+    model: str | None = None
+    """Path of another local GGUF model."""
 
 
 def _value(field: str, raw: str) -> Any:
@@ -46,14 +52,38 @@ def parse_lane_spec(spec: str, base: SamplerParams | None = None) -> SamplerPara
     """The sampler of one lane: ``base`` (the command's sampler options) with the spec's changes.
 
     Raises:
-        InvalidParameterError: unknown key, repeated key, bad value or out-of-range setting.
+        InvalidParameterError: unknown key, repeated key, bad value, out-of-range setting, or a
+            ``backend``/``model`` key (use ``parse_lane`` where lanes may run elsewhere).
+    """
+    lane = parse_lane(spec, base)
+    if lane.backend is not None or lane.model is not None:
+        raise InvalidParameterError(f"backend= and model= are not accepted here: {spec!r}")
+    return lane.sampler
+
+
+def parse_lane(spec: str, base: SamplerParams | None = None) -> LaneSpec:
+    """A whole lane spec: sampler changes over ``base``, plus optional ``backend=``/``model=``.
+
+    A model path cannot contain a comma (commas separate the settings).
+
+    Raises:
+        InvalidParameterError: as ``parse_lane_spec``, or both backend= and model= given.
     """
     changes: dict[str, Any] = {}
+    target: dict[str, str] = {}
     for item in (part.strip() for part in spec.split(",")):
         if not item:
             continue
         key, sep, raw = item.partition("=")
-        field = _KEYS.get(key.strip().lower().replace("-", "_"))
+        name = key.strip().lower()
+        if name in _TARGETS:
+            if name in target:
+                raise InvalidParameterError(f"{name} is given twice in {spec!r}")
+            if not raw.strip():
+                raise InvalidParameterError(f"{name} needs a value in {spec!r} ({name}=...)")
+            target[name] = raw.strip()
+            continue
+        field = _KEYS.get(name.replace("-", "_"))
         if field is None:
             raise InvalidParameterError(f"unknown lane setting {key.strip()!r} in {spec!r} ({SPEC_HELP})")
         if field in changes:
@@ -63,7 +93,10 @@ def parse_lane_spec(spec: str, base: SamplerParams | None = None) -> SamplerPara
                 raise InvalidParameterError(f"{key.strip()} needs a value in {spec!r} (key=value)")
             raw = "true"
         changes[field] = _value(field, raw.strip())
-    return (base or SamplerParams()).replace(**changes).validate()
+    if len(target) > 1:
+        raise InvalidParameterError(f"a lane runs on backend= or model=, not both: {spec!r}")
+    sampler = (base or SamplerParams()).replace(**changes).validate()
+    return LaneSpec(sampler, target.get("backend"), target.get("model"))
 
 
 def format_lane_spec(params: SamplerParams) -> str:

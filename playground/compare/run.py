@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from playground.compare.divergence import divergences
 from playground.compare.events import BatchDone, CompareEvent, LaneEvent
@@ -20,6 +21,14 @@ from playground.events import DoneEvent, FailedEvent, StartEvent, TokenEvent
 from playground.params import RANDOM_SEED, GenerationRequest, SamplerParams
 
 MAX_SAMPLES = 32
+
+
+class LaneSource(Protocol):
+    """What runs the lanes: a ``LaneRunner`` (one model) or a ``compare.mixed.MixedRunner``."""
+
+    def stream(
+        self, requests: Sequence[GenerationRequest], cancel: threading.Event | None = None, *, dist_size: int = 0
+    ) -> Iterator[LaneEvent | BatchDone]: ...
 
 
 def lane_requests(base: GenerationRequest, samplers: Sequence[SamplerParams]) -> list[GenerationRequest]:
@@ -64,7 +73,7 @@ def feed(transcripts: list[LaneTranscript], item: LaneEvent) -> None:
 
 
 def run_compare(
-    runner: LaneRunner,
+    runner: LaneRunner | LaneSource,
     requests: Sequence[GenerationRequest],
     cancel: threading.Event | None = None,
     *,
@@ -78,6 +87,9 @@ def run_compare(
 
     Args:
         transcripts: a list to fill with each lane's transcript (the caller keeps the samples).
+
+    A mixed runner (lanes on several models or backends) yields one ``BatchDone`` per local model,
+    and its ``id_spaces`` make divergence compare token texts where ids are not comparable.
     """
     lanes = transcripts if transcripts is not None else []
     lanes[:] = [LaneTranscript() for _ in requests]
@@ -85,10 +97,8 @@ def run_compare(
         if isinstance(item, LaneEvent):
             feed(lanes, item)
         yield item
-        if isinstance(item, BatchDone):
-            break
     if diverge and len(lanes) > 1:
-        yield from divergences([lane.tokens for lane in lanes])
+        yield from divergences([lane.tokens for lane in lanes], id_spaces=getattr(runner, "id_spaces", None))
     if extractor is not None:
         yield tally([extractor(lane.text) if finished(lane) else None for lane in lanes])
 

@@ -35,7 +35,10 @@ def write_lane(out: TextIO, index: int, lane: LaneTranscript) -> None:
     """One finished lane: a header with its settings, its text, and how it ended."""
     params = lane.start.params if lane.start else {}
     label = format_lane_spec(SamplerParams.from_dict(params)) if params else "?"
-    out.write(f"── lane {index} · {label} · seed {params.get('seed')} ──\n")
+    where = ""
+    if lane.start is not None and lane.start.backend != "llama.cpp":
+        where = f" · {lane.start.model.get('endpoint') or lane.start.backend}"
+    out.write(f"── lane {index} · {label} · seed {params.get('seed')}{where} ──\n")
     out.write(lane.text.rstrip("\n") + "\n")
     out.write(f"   [{_end_line(lane)}]\n\n")
 
@@ -49,19 +52,21 @@ def write_sample(out: TextIO, index: int, lane: LaneTranscript, answer: str | No
 
 
 def write_divergence(out: TextIO, div: Divergence) -> None:
+    how = " (compared by token text: ids not comparable)" if div.by == "text" else ""
     if div.index is None:
-        out.write(f"lane {div.lane} = lane {div.reference}: identical completions\n")
+        out.write(f"lane {div.lane} = lane {div.reference}: identical completions{how}\n")
         return
     out.write(
         f"lane {div.lane} leaves lane {div.reference} at token {div.index}: "
-        f"{_prob(div.token)} vs {_prob(div.reference_token)}\n"
+        f"{_prob(div.token)} vs {_prob(div.reference_token)}{how}\n"
     )
 
 
 def write_batch(out: TextIO, batch: BatchDone) -> None:
     rate = f"{batch.decode_tok_s:.1f} tok/s aggregate" if batch.decode_tok_s else "no decode rate"
+    which = f"[lanes {', '.join(map(str, batch.lanes))}] " if batch.lanes else ""
     out.write(
-        f"{batch.n_lanes} lanes: prompt {batch.prompt_tokens} tokens ({batch.prompt_tokens_evaluated} evaluated, "
+        f"{which}{batch.n_lanes} lanes: prompt {batch.prompt_tokens} tokens ({batch.prompt_tokens_evaluated} evaluated, "
         f"once for all lanes) in {batch.prompt_s:.2f} s; {batch.n_tokens} tokens in {batch.n_steps} batched "
         f"steps, {rate}; {batch.wall_s:.2f} s in all\n"
     )
