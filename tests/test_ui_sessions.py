@@ -307,7 +307,7 @@ async def test_a_multi_lane_session_shows_lane_one_with_a_note(engine, tmp_path)
         screen = app.screen
         await until(pilot, lambda: screen.record.source == "session" and screen.record.finished, what="the open")
         assert [t.id for t in screen.record.tokens] == [t.id for t in session.lanes[0].tokens]
-        note = f"{len(session.lanes)} lanes — compare view pending"
+        note = f"{len(session.lanes)} lanes — all on the compare screen (ctrl+l)"
         assert note in str(screen.query_one("#status").render())
         assert any(note in n.message for n in app._notifications)
 

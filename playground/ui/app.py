@@ -32,12 +32,14 @@ class PlaygroundApp(App[int]):
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
         Binding("f1", "show_help_panel", "Keys", id="help"),
+        Binding("ctrl+l", "compare", "Compare", priority=True, show=False, id="compare"),
     ]
     """
     | Id | Key(s) | Description |
     | :- | :- | :- |
     | quit | ctrl+q | Quit. |
     | help | f1 | Show the keys of the focused pane. |
+    | compare | ctrl+l | Switch between the main screen and the compare screen. |
 
     The main screen's bindings (generate, cancel, ...) are listed in ``MainScreen``; every id can
     be remapped in the ``[keymap]`` table of the config file.
@@ -51,6 +53,9 @@ class PlaygroundApp(App[int]):
         self._owns_engine = settings.engine is None
         self.remote = None
         """The remote Backend when ``settings.endpoint`` is set (then no local model is loaded)."""
+        self.compare_engine = None
+        """The compare screen's engine (several sequences); loaded by that screen, or given by a test."""
+        self.owns_compare_engine = False
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         # Textual's own themes know nothing of probability colours: give them ours.
@@ -107,6 +112,31 @@ class PlaygroundApp(App[int]):
     async def on_unmount(self) -> None:
         if self.remote is not None:
             await self.remote.aclose()
+        if self.owns_compare_engine and self.compare_engine is not None:
+            self.compare_engine.close()
+
+    # --- compare screen --------------------------------------------------------------------
+    def compare_screen(self):
+        """The one compare screen (installed, so its lanes survive going back and forth)."""
+        from playground.ui.screens.compare import CompareScreen
+
+        if not self.is_screen_installed("compare"):
+            self.install_screen(CompareScreen(self.settings), "compare")
+        return self.get_screen("compare")
+
+    def action_compare(self) -> None:
+        """ctrl+l: to the compare screen, or back to the main screen."""
+        if self.screen is self.compare_screen():
+            self.pop_screen()
+        elif isinstance(self.screen, MainScreen):
+            self.push_screen("compare")
+
+    async def show_compare(self, session, path: Path, speed: float | None = None) -> None:
+        """Show a multi-lane session (``open``, ``replay``, ctrl+o) on the compare screen."""
+        screen = self.compare_screen()
+        if self.screen is not screen:
+            await self.push_screen("compare", wait_for_dismiss=False)
+        await screen.show_session(session, path, speed)
 
     # --- model -----------------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
@@ -163,6 +193,17 @@ class PlaygroundApp(App[int]):
                                 screen.action_save_session)
             yield SystemCommand("Open session", "A saved session or a run from the history (ctrl+o)",
                                 screen.action_open_session)
+            yield SystemCommand("Compare", "Lanes side by side and self-consistency votes (ctrl+l)",
+                                self.action_compare)
+        elif type(screen).__name__ == "CompareScreen":
+            yield SystemCommand("Run all lanes", "Run every lane on the main screen's prompt (ctrl+g)",
+                                screen.action_run_all)
+            yield SystemCommand("Add lane", "A copy of the selected lane (a)", screen.action_add_lane)
+            yield SystemCommand("Remove lane", "Remove the selected lane (d)", screen.action_remove_lane)
+            yield SystemCommand("Edit lane", "The selected lane's sampler settings (e)", screen.action_edit_lane)
+            yield SystemCommand("Self-consistency vote", "N samples and a vote over their answers (v)",
+                                screen.action_vote)
+            yield SystemCommand("Back to main screen", "ctrl+l", self.action_compare)
 
 
 def chat_template_of(engine) -> ChatTemplate:

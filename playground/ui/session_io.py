@@ -113,12 +113,12 @@ def one_lane(session: Session, lane_index: int = 0) -> Session:
 
 
 def lanes_note(session: Session, lane_index: int = 0) -> str:
-    """"" for one lane; else which lane is shown (a compare view would show them all)."""
+    """"" for one lane; else which lane the main screen shows (the compare screen shows them all)."""
     n = len(session.lanes)
     if n <= 1:
         return ""
     label = session.lanes[lane_index].label
-    return f"{n} lanes — compare view pending; showing lane {lane_index + 1}" + (f" ({label})" if label else "")
+    return f"{n} lanes — all on the compare screen (ctrl+l); here lane {lane_index + 1}" + (f" ({label})" if label else "")
 
 
 def token_texts(record: RunRecord) -> dict[int, str]:

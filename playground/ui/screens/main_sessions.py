@@ -139,6 +139,11 @@ class SessionActions:
         sampler.set_params(panes.sampler, panes.max_tokens, stop=panes.stop)
         sampler.show_seed_used(panes.seed_used)
         self.sampler, self.max_tokens, self.stop = panes.sampler, panes.max_tokens, panes.stop
+        if len(session.lanes) > 1:
+            # Several lanes: side by side (or replayed) on the compare screen; this screen keeps
+            # the session whole behind it (lane 1 shown), so ctrl+s here still saves every lane.
+            self.app.call_later(self.app.show_compare, session, path, speed)
+            speed = None
         note = lanes_note(session)
         what = f"{'replay' if speed is not None else 'session'} {path.name}"
         self.set_note(f"{what} · {note}" if note else what)

@@ -1,0 +1,85 @@
+"""Multi-lane sessions on the compare screen: shown whole, or replayed at their recorded timing.
+
+A replay streams ``sessions.replay.areplay``'s merged timeline (every lane at its recorded time)
+into the same pump and lane panes a live run uses; divergences are computed from the recorded
+tokens with ``compare.divergence``, and a recorded vote is re-tallied from its recorded answers.
+"""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from playground.compare.divergence import divergences
+from playground.compare.events import LaneEvent
+from playground.compare.vote import tally
+from playground.sessions.replay import areplay, timeline
+from playground.sessions.schema import Session
+from playground.ui.run_record import RunRecord
+from playground.ui.widgets.lane_vote import VotePanel
+
+if TYPE_CHECKING:
+    from playground.ui.screens.compare import CompareScreen
+
+
+class CompareSessions:
+    """Show and replay sessions; mixed into ``CompareScreen``."""
+
+    session_path: Path | None = None
+
+    async def show_session(self: "CompareScreen", session: Session, path: Path, speed: float | None = None) -> None:
+        """All of ``session``'s lanes side by side (a vote session: its samples and the vote)."""
+        await self.ready.wait()
+        if self.running:
+            self.notify("A run is going on; escape stops it first.", severity="warning")
+            return
+        self.session_path = path
+        source = "replay" if speed is not None else "session"
+        self.mode = "vote" if session.vote is not None else "lanes"
+        if self.mode == "lanes":
+            self.lane_params = [lane.sampler for lane in session.lanes[:6]] or self.lane_params
+            lanes = session.lanes[:6]
+        else:
+            self.lane_params = [session.lanes[0].sampler] if session.lanes else self.lane_params
+            lanes = session.lanes
+        if len(session.lanes) > len(lanes):
+            self.notify(f"{len(session.lanes)} lanes: the first {len(lanes)} are shown.", severity="warning")
+        self.records = [RunRecord(source=source, session=session, lane_index=k) for k in range(len(lanes))]
+        self.divergences, self.vote, self.batch = {}, None, None
+        self.selected = 0
+        await self.rebuild()
+        if self.mode == "vote":
+            extractor = session.vote.extractor + (f" {session.vote.pattern}" if session.vote.pattern else "")
+            self.query_one(VotePanel).start(len(lanes), f"{extractor} (recorded)")
+        self.begin()
+        self.set_status(f"{source} {path.name}" + ("… (esc stops)" if speed else ""))
+        kept = set(range(len(lanes)))
+        items = [LaneEvent(i.lane, i.event) for i in timeline(session) if i.lane in kept]
+        if speed is None or speed == 0:
+            self.pump.put_all(items)
+            self._drain()
+            self.finish_session(session)
+            return
+        self.stream_worker = self.run_worker(self._replay(session, speed, kept), name="replay",
+                                             group="compare-replay", exclusive=True, exit_on_error=False)
+
+    async def _replay(self: "CompareScreen", session: Session, speed: float, kept: set[int]) -> None:
+        async with aclosing(areplay(session, speed)) as items:
+            async for item in items:
+                if item.lane in kept:
+                    self.pump.put(LaneEvent(item.lane, item.event))
+
+    def finish_session(self: "CompareScreen", session: Session, stopped: bool = False) -> None:
+        """Divergences of the recorded lanes and the recorded vote, then the usual end of a run."""
+        if self.mode == "lanes" and len(self.records) > 1:
+            self.divergences = {d.lane: d for d in divergences([r.tokens for r in self.records])}
+        if self.mode == "vote" and session.vote is not None:
+            self.vote = tally(list(session.vote.answers))
+        self.finish(stopped=stopped)
+        title = f" · {session.title}" if session.title else ""
+        self.query_one("#compare-summary").update(
+            f"recorded {session.kind} session{title}\n{len(session.lanes)} lanes, metrics as recorded\n"
+            "ctrl+g re-runs these lanes on the main screen's prompt (now the session's)")
+        if self.session_path is not None:
+            self.set_status(("replay stopped · " if stopped else "") + self.session_path.name)
