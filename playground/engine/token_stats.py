@@ -56,20 +56,21 @@ class StatsComputer:
     """Per-position statistics with scratch buffers sized for one vocabulary."""
 
     def __init__(self, n_vocab: int) -> None:
-        self._shifted = np.empty(n_vocab, dtype=np.float32)
         self._exp = np.empty(n_vocab, dtype=np.float32)
 
     def __call__(self, logits: np.ndarray, token: int, k: int, *, with_entropy: bool = True) -> PositionStats:
         m = float(logits.max())
-        shifted = np.subtract(logits, np.float32(m), out=self._shifted)
-        e = np.exp(shifted, out=self._exp)
+        # exp(logits - m) in one scratch buffer: the logits arrive cold from llama.cpp, so every
+        # pass over the vocabulary costs memory traffic; this keeps it to a handful of passes.
+        e = np.subtract(logits, np.float32(m), out=self._exp)
+        np.exp(e, out=e)
         # numpy sums float32 pairwise: relative error ~1e-7 here, far below what is displayed
         total = float(e.sum())
         log_z = m + math.log(total)
         entropy = None
         if with_entropy:
-            # H = log Z - E[logit] with E[logit] = m + sum(e * shifted) / sum(e)
-            entropy = log_z - (m + float(np.dot(e, shifted)) / total)
+            # H = log Z - E[logit], E[logit] = sum(e * logit) / sum(e)
+            entropy = log_z - float(np.dot(e, logits)) / total
         head = top_k_indices(logits, k, m)
         head_logprobs = (logits[head].astype(np.float64) - log_z).astype(np.float32)
         return PositionStats(
