@@ -72,3 +72,11 @@ def read_prompt(value: str | None) -> str:
             raise SystemExit("playground: no prompt given (pass it as an argument or on standard input)")
         return sys.stdin.read()
     return value
+
+
+def add_chat_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--chat", action="store_true",
+        help="send the prompt as one user turn: rendered with the model's chat template (local), or as "
+        "chat messages (remote chat endpoints)",
+    )

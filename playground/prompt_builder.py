@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from playground.errors import InvalidParameterError
+from playground.params import GenerationRequest
 
 Mode = Literal["structured", "freeform"]
 TemplateMode = Literal["plain", "chat"]
@@ -210,3 +211,25 @@ def validate_format(fmt: str) -> str:
     if "{input}" not in fmt:
         raise InvalidParameterError("the example format must contain {input}")
     return fmt
+
+
+def chat_template_of(engine: Any) -> ChatTemplate:
+    """The loaded model's chat template and the BOS/EOS texts it may use, from the GGUF metadata."""
+    model = engine.model
+
+    def token_text(key: str) -> str:
+        value = model.meta(key)
+        return model.piece_text(int(value)) if value and value.lstrip("-").isdigit() and int(value) >= 0 else ""
+
+    return ChatTemplate(model.chat_template(), token_text("tokenizer.ggml.bos_token_id"),
+                        token_text("tokenizer.ggml.eos_token_id"))
+
+
+def chat_request(request: GenerationRequest, engine: Any | None) -> GenerationRequest:
+    """``request`` as one user turn: rendered with the model's template for a local engine, and
+    carried as messages for chat endpoints of remote servers."""
+    messages = (("user", request.prompt),)
+    if engine is None:
+        return dataclasses.replace(request, messages=messages)
+    rendered = render(PromptSpec(mode="freeform", text=request.prompt, template="chat"), chat_template_of(engine))
+    return dataclasses.replace(request, prompt=rendered.text, add_special=rendered.add_special, messages=messages)

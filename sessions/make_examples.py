@@ -19,7 +19,7 @@ from playground.compare.run import run_compare, sample_requests
 from playground.engine.lanes import LaneRunner, seq_max_for
 from playground.engine_options import EngineChoice
 from playground.params import GenerationRequest, SamplerParams
-from playground.prompt_builder import ChatTemplate, Example, PromptSpec, render
+from playground.prompt_builder import Example, PromptSpec, chat_template_of, render
 from playground.sessions.prompt import prompt_fields
 from playground.sessions.record import SessionRecorder
 from playground.sessions.store import save
@@ -27,17 +27,6 @@ from playground.sessions.store import save
 HERE = Path(__file__).resolve().parent
 N_CTX = 1024
 THREADS = 1  # recorded in the receipts; the check re-runs with the same count (1: fast on a busy machine)
-
-
-def chat_template_of(engine) -> ChatTemplate:
-    model = engine.model
-
-    def token_text(key: str) -> str:
-        value = model.meta(key)
-        return model.piece_text(int(value)) if value and value.lstrip("-").isdigit() and int(value) >= 0 else ""
-
-    return ChatTemplate(model.chat_template(), token_text("tokenizer.ggml.bos_token_id"),
-                        token_text("tokenizer.ggml.eos_token_id"))
 
 
 def few_shot_classification() -> None:

@@ -80,3 +80,15 @@ def test_truncated_gguf(tmp_path, embedded_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "could not load" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_chat_option_renders_one_user_turn_with_the_model_template(tmp_path, engine):
+    from playground.prompt_builder import PromptSpec, chat_template_of, render
+
+    proc = run_cli(["generate", "--chat", "--json", "--temp", "0", "-n", "4", "-t", "1", "Name a colour."], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    start = json.loads(proc.stdout.splitlines()[0])
+    expected = render(PromptSpec(mode="freeform", text="Name a colour.", template="chat"), chat_template_of(engine))
+    assert start["prompt"] == expected.text
+    assert "<|im_start|>user\nName a colour.<|im_end|>" in start["prompt"]
+    assert start["prompt_tokens"] == engine.model.tokenize(expected.text, add_special=expected.add_special)

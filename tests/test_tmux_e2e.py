@@ -86,7 +86,7 @@ def terminal(tmp_path: Path):
 
 
 def expected_words(engine, spec: PromptSpec, n: int) -> list[str]:
-    from playground.ui.app import chat_template_of
+    from playground.prompt_builder import chat_template_of
 
     rendered = render(spec, chat_template_of(engine))
     request = GenerationRequest(prompt=rendered.text, sampler=SamplerParams(greedy=True), max_tokens=n)

@@ -9,15 +9,18 @@ import pytest
 
 from playground.compare.extract import last_number
 from playground.compare.run import sample_requests
+from playground.config import Config
 from playground.engine.lanes import seq_max_for
 from playground.engine_options import EngineChoice
 from playground.locations import example_sessions_dir
 from playground.params import GenerationRequest, SamplerParams
 from playground.prompt_builder import PromptSpec
+from playground.sessions import history
 from playground.sessions.store import load
 from playground.ui.app import make_app
 from playground.ui.screens.compare import CompareScreen
 from playground.ui.screens.compare_forms import LaneEditScreen, VoteSetupScreen
+from playground.ui.screens.session_files import SaveSessionScreen
 from playground.ui.settings import AppSettings
 from playground.ui.widgets.inspector import TokenInspector
 from playground.ui.widgets.lane import LanePane
@@ -41,8 +44,8 @@ def engines():
 
 def make(engines, text: str = PROMPT, max_tokens: int = 12, **kw):
     lanes, ref = engines
-    settings = AppSettings(engine=ref, max_tokens=max_tokens, keep_history=False,
-                           prompt=PromptSpec(mode="freeform", text=text), **kw)
+    options = dict(engine=ref, max_tokens=max_tokens, keep_history=False, prompt=PromptSpec(mode="freeform", text=text))
+    settings = AppSettings(**{**options, **kw})
     app = make_app(settings)
     app.compare_engine = lanes
     return app
@@ -223,3 +226,80 @@ async def test_a_vote_session_opens_with_its_recorded_vote(engines):
         assert screen.mode == "vote" and len(screen.records) == len(loaded.session.lanes)
         assert screen.vote.answers == dict(Counter(a for a in recorded if a is not None))
         assert screen.vote.majority == loaded.session.vote.majority
+
+
+async def until(pilot, condition, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.05)
+
+
+async def test_a_live_run_is_saved_with_every_lane_and_kept_in_the_history(engines, tmp_path):
+    folder = tmp_path / "history"
+    app = make(engines, keep_history=True, config=Config(history_dir=folder))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await to_compare(pilot)
+        await pilot.press("ctrl+s")  # nothing ran yet: a warning, no modal
+        await pilot.pause()
+        assert app.screen is screen
+        params = [LANES[0], LANES[2]]
+        await run_lanes(pilot, screen, params)
+        shown = [[t.id for t in pane.record.tokens] for pane in screen.panes()]
+        await until(pilot, lambda: screen.last_kept is not None, "the history")
+        assert history.history_files(folder) == [screen.last_kept]
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, SaveSessionScreen)
+        path = tmp_path / "run.json"
+        app.screen.query_one("Input").value = str(path)
+        await pilot.press("enter")
+        await until(pilot, lambda: screen.last_saved == path, "the save")
+    saved = load(path).session
+    kept = load(history.history_files(folder)[0]).session
+    for session in (saved, kept):
+        assert session.kind == "compare" and len(session.lanes) == 2
+        assert [[t.id for t in lane.tokens] for lane in session.lanes] == shown
+        assert [lane.sampler for lane in session.lanes] == params
+        assert session.prompt.text == PROMPT
+        for lane in session.lanes:
+            assert lane.finish_reason is not None and lane.receipt.prompt_tokens
+        assert saved.lanes[1].receipt.seed == params[1].seed
+    assert not any(n.severity == "error" for n in app._notifications)
+
+
+async def test_a_saved_vote_keeps_its_extractor_and_answers(engines, tmp_path):
+    text = "Q: What is 12 + 9?\nA: The answer is"
+    folder = tmp_path / "history"
+    app = make(engines, text=text, max_tokens=6, keep_history=True, config=Config(history_dir=folder))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await to_compare(pilot)
+        screen.lane_params[1] = SamplerParams(temperature=1.2, seed=4)
+        screen.action_select_lane(1)
+        await pilot.press("v")
+        await pilot.pause()
+        app.screen.query_one("#vote-n").value = "3"
+        await pilot.click("#apply")
+        await wait_idle(pilot, screen)
+        assert screen.vote is not None
+        path = tmp_path / "vote.json"
+        screen.save_to(path)
+        await until(pilot, lambda: screen.last_saved == path, "the save")
+        await until(pilot, lambda: screen.last_kept is not None, "the history")
+        texts = [r.text for r in screen.records]
+    session = load(path).session
+    assert session.kind == "vote" and len(session.lanes) == 3
+    assert session.vote is not None and session.vote.extractor == "last_number"
+    assert list(session.vote.answers) == [last_number(t) for t in texts]
+    assert len(history.history_files(folder)) == 1
+
+
+async def test_an_opened_session_is_not_kept_in_the_history(engines, tmp_path):
+    folder = tmp_path / "history"
+    loaded = load(example_sessions_dir() / "temperature-comparison.json")
+    app = make(engines, session=loaded, keep_history=True, config=Config(history_dir=folder))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.records
+                    and not app.screen.running, "the session")
+        await pilot.pause(0.2)
+    assert not history.history_files(folder)

@@ -12,6 +12,7 @@ from dataclasses import replace
 from playground.backends.endpoints import load_endpoints
 from playground.cli_options import (
     add_model_options,
+    add_chat_option,
     add_sampler_options,
     engine_choice_from_args,
     read_prompt,
@@ -25,6 +26,7 @@ from playground.compare.run import MAX_SAMPLES, LaneTranscript, finished, lane_r
 from playground.errors import InvalidParameterError
 from playground.events import DoneEvent, FailedEvent
 from playground.params import GenerationRequest
+from playground.prompt_builder import chat_request
 from playground.sessions.cli_recording import RunRecording, add_session_options
 from playground.sessions.record import backend_from_endpoint
 
@@ -70,6 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cmp.add_argument("prompt", nargs="?", help="the prompt; standard input when absent or '-'")
     add_model_options(cmp)
     add_sampler_options(cmp)
+    add_chat_option(cmp)
     group = cmp.add_argument_group("comparison")
     group.add_argument("--lane", action="append", default=None, metavar="SPEC", help=f"one lane (repeatable): {SPEC_HELP}")
     group.add_argument("--samples", type=int, default=None, metavar="N",
@@ -173,14 +176,19 @@ def run(args: argparse.Namespace) -> int:
     requests, targets = _lanes(args, prompt)
     samples = args.samples is not None
     extractor_name, extractor = make_extractor(args.extract, args.extract_last_number, args.extract_json)
+    default = model_key(args.model, "") if args.model else str(embedded_model_path().resolve())
+    runners, engines = _load_runners(args, requests, targets, default)
+    if args.chat:
+        requests = [
+            chat_request(r, None if t.is_remote else runners[model_key(t.model, default)].engine)
+            for r, t in zip(requests, targets)
+        ]
     recording = RunRecording.from_args(args, kind="vote" if samples else "compare")
     if samples:
         recording.recorder.extractor, recording.recorder.extractor_pattern = _extractor_record(args)
     for k, (request, target) in enumerate(zip(requests, targets)):
         backend = backend_from_endpoint(target.endpoint) if target.endpoint is not None else None
         recording.recorder.lane(k, request=request, backend=backend)
-    default = model_key(args.model, "") if args.model else str(embedded_model_path().resolve())
-    runners, engines = _load_runners(args, requests, targets, default)
     mixed = any(t.is_remote for t in targets) or len(runners) > 1
     runner = MixedRunner(targets, runners, default) if mixed else runners[default]
     cancel = threading.Event()

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from playground import jsonlines
 from playground.backends.endpoints import Endpoint, add_backend_options, endpoint_from_args, load_endpoints
 from playground.cli_options import (
+    add_chat_option,
     add_model_options,
     add_sampler_options,
     engine_choice_from_args,
@@ -21,6 +22,7 @@ from playground.cli_options import (
 from playground.errors import InvalidParameterError
 from playground.events import DoneEvent, FailedEvent, StreamEvent, TokenEvent
 from playground.params import GenerationRequest
+from playground.prompt_builder import chat_request
 from playground.sessions.cli_recording import RunRecording, add_session_options
 
 
@@ -30,6 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model_options(gen)
     add_backend_options(gen)
     add_sampler_options(gen)
+    add_chat_option(gen)
     gen.add_argument("--json", action="store_true", help="one JSON object per line: start, token..., done")
     add_session_options(gen)
 
@@ -40,9 +43,12 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidParameterError("give -m (a local model) or a remote backend, not both")
     prompt = read_prompt(args.prompt)
     request = request_from_args(args, prompt)
+    engine = engine_choice_from_args(args).load() if endpoint is None else None
+    if args.chat:
+        request = chat_request(request, engine)
     recording = RunRecording.from_args(args, request=request, endpoint=endpoint)
     cancel = threading.Event()
-    if endpoint is not None:
+    if engine is None:
         # First ctrl+c ends the run cleanly and closes the connection (finish_reason "cancelled").
         previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
         try:
@@ -51,7 +57,6 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGINT, previous)
         recording.finish()
         return status
-    engine = engine_choice_from_args(args).load()
     # First ctrl+c ends the run cleanly between two tokens (finish_reason "cancelled").
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     try:

@@ -14,7 +14,7 @@ from textual.screen import Screen
 
 from playground.backends.base import Capabilities
 from playground.errors import PlaygroundError
-from playground.prompt_builder import ChatTemplate
+from playground.prompt_builder import ChatTemplate, chat_template_of
 from playground.sessions.record import backend_from_endpoint
 from playground.sessions.schema import BackendSpec
 from playground.themes import APP_VARIABLES
@@ -204,18 +204,6 @@ class PlaygroundApp(App[int]):
             yield SystemCommand("Self-consistency vote", "N samples and a vote over their answers (v)",
                                 screen.action_vote)
             yield SystemCommand("Back to main screen", "ctrl+l", self.action_compare)
-
-
-def chat_template_of(engine) -> ChatTemplate:
-    """The model's chat template and the BOS/EOS texts it may use, from the GGUF metadata."""
-    model = engine.model
-
-    def token_text(key: str) -> str:
-        value = model.meta(key)
-        return model.piece_text(int(value)) if value and value.lstrip("-").isdigit() and int(value) >= 0 else ""
-
-    return ChatTemplate(model.chat_template(), token_text("tokenizer.ggml.bos_token_id"),
-                        token_text("tokenizer.ggml.eos_token_id"))
 
 
 def make_app(settings: AppSettings | None = None) -> PlaygroundApp:

@@ -30,9 +30,11 @@ from playground.compare.run import MAX_SAMPLES, lane_requests, run_compare, samp
 from playground.engine.lanes import LaneRunner, seq_max_for
 from playground.errors import PlaygroundError
 from playground.params import GenerationRequest, SamplerParams
+from playground.sessions.record import SessionRecorder
 from playground.ui.pump import EventPump
 from playground.ui.run_record import RunRecord
 from playground.ui.screens.compare_forms import LaneEditScreen, VoteSetup, VoteSetupScreen
+from playground.ui.screens.compare_save import CompareSaving, compare_recorder
 from playground.ui.screens.compare_sessions import CompareSessions
 from playground.ui.settings import AppSettings
 from playground.ui.widgets.completion import CompletionView
@@ -56,7 +58,7 @@ def default_lanes(sampler: SamplerParams) -> list[SamplerParams]:
     return [SamplerParams(greedy=True), sampled]
 
 
-class CompareScreen(CompareSessions, Screen):
+class CompareScreen(CompareSaving, CompareSessions, Screen):
     """Lanes side by side, the inspector for the focused lane's selected token, and the vote panel."""
 
     BINDINGS = [
@@ -81,7 +83,7 @@ class CompareScreen(CompareSessions, Screen):
     | compare_edit | e, enter | Edit the selected lane's sampler settings. |
     | compare_vote | v | Self-consistency: N samples of the selected lane's settings and a vote. |
     | compare_lanes | l | Back to the lanes view. |
-    | compare_save | ctrl+s | Save an opened or replayed session (all its lanes). |
+    | compare_save | ctrl+s | Save the last run (all lanes, or the samples and the vote), or an opened session. |
     | compare_prev / compare_next | [ / ] | Select the previous / next lane (tab also moves). |
 
     ctrl+l (the app's) switches between this screen and the main screen.
@@ -342,7 +344,9 @@ class CompareScreen(CompareSessions, Screen):
             self.query_one(VotePanel).start(len(requests), self.vote_setup.extractor_name)
         extractor = self.vote_setup.extractor if self.mode == "vote" else None
         dist = min(self.settings.dist_size, VOTE_DIST) if self.mode == "vote" else self.settings.dist_size
-        self.stream_worker = self._run(requests, extractor, dist)
+        self.recorder = compare_recorder(self.app._main_screen().current_spec(), requests, dist,
+                                         self.vote_setup if self.mode == "vote" else None)
+        self.stream_worker = self._run(requests, extractor, dist, self.recorder)
 
     def begin(self) -> None:
         self.pump = EventPump()
@@ -352,11 +356,12 @@ class CompareScreen(CompareSessions, Screen):
         self._drain_timer.resume()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare")
-    def _run(self, requests: list[GenerationRequest], extractor, dist_size: int) -> None:
+    def _run(self, requests: list[GenerationRequest], extractor, dist_size: int, recorder: SessionRecorder) -> None:
         worker = get_current_worker()
         try:
             for item in run_compare(self._lane_runner(), requests, self._cancel, diverge=extractor is None,
                                     extractor=extractor, dist_size=dist_size):
+                recorder.feed_compare(item)  # here, not on the UI thread (as `compare --save` records)
                 self.pump.put(item)
                 if worker.is_cancelled:
                     self._cancel.set()
@@ -384,6 +389,7 @@ class CompareScreen(CompareSessions, Screen):
             self.finish_session(self.records[0].session, stopped=stopped)
         else:
             self.finish(stopped=stopped)
+            self.keep_in_history()
 
     # --- events ----------------------------------------------------------------------------
     def _drain(self) -> None:
@@ -504,14 +510,6 @@ class CompareScreen(CompareSessions, Screen):
                 await self.action_run_all()
 
         self.app.push_screen(screen, done)
-
-    def action_save_session(self) -> None:
-        """An opened session is held whole by the main screen: its save writes every lane."""
-        if self.records and self.records[0].source in ("session", "replay"):
-            self.app._main_screen().action_save_session()
-        else:
-            self.notify("Saving a compare run from the screen is not available yet; "
-                        "`playground compare ... --save FILE` saves one.", severity="warning")
 
     def on_unmount(self) -> None:
         self._cancel.set()
