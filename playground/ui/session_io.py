@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from playground.errors import SessionFileError
 from playground.params import SamplerParams
 from playground.prompt_builder import PromptSpec
 from playground.sessions.history import NAME_RE
 from playground.sessions.prompt import prompt_fields, prompt_spec
 from playground.sessions.record import LaneRecorder, utc_now
 from playground.sessions.replay import lane_events
+from playground.sessions.store import save
 from playground.sessions.schema import BackendSpec, Lane, RequestSettings, Session
 from playground.ui.run_record import RunRecord
 
@@ -177,3 +179,13 @@ def file_label(path: Path, mtime: float) -> str:
         return f"{when}  {kind:8}  {slug.replace('-', ' ')}"
     when = datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M:%S")
     return f"{when}  {path.name}"
+
+
+def write_session_file(session: Session, path: Path, history_dir: Path) -> Path:
+    """Save ``session`` atomically to ``path`` (creating the history folder when it is the target)."""
+    if path.parent == history_dir:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SessionFileError(f"{path.parent}: cannot create the directory ({exc.strerror})") from None
+    return save(session, path)

@@ -15,16 +15,15 @@ from typing import TYPE_CHECKING
 
 from textual import work
 
-from playground.errors import PlaygroundError, SessionFileError
+from playground.errors import PlaygroundError
 from playground.params import GenerationRequest
 from playground.prompt_builder import PromptSpec
 from playground.sessions import history
 from playground.sessions.prompt import prompt_fields
 from playground.sessions.record import SessionRecorder
 from playground.sessions.schema import DistHead, Session
-from playground.sessions.store import save
 from playground.ui.screens.session_files import SaveSessionScreen
-from playground.ui.session_io import HISTORY_DIST, default_save_path
+from playground.ui.session_io import HISTORY_DIST, default_save_path, write_session_file
 
 if TYPE_CHECKING:
     from playground.ui.screens.compare import CompareScreen
@@ -91,13 +90,7 @@ class CompareSaving:
     @work(thread=True, group="session-io", exit_on_error=False)
     def _write_run(self: "CompareScreen", path: Path, recorder: SessionRecorder) -> None:
         try:
-            if path.parent == self.settings.history_dir:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            saved = save(recorder.session(), path)
-        except OSError as exc:
-            error = SessionFileError(f"{path.parent}: cannot create the directory ({exc.strerror})")
-            self.app.call_from_thread(self.app.report, error)
-            return
+            saved = write_session_file(recorder.session(), path, self.settings.history_dir)
         except PlaygroundError as exc:
             self.app.call_from_thread(self.app.report, exc)
             return

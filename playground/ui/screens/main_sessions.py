@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 
 from textual import work
 
-from playground.errors import PlaygroundError, SessionFileError
+from playground.errors import PlaygroundError
 from playground.locations import example_sessions_dir
 from playground.prompt_builder import PromptSpec
 from playground.sessions import history
 from playground.sessions.schema import Session
-from playground.sessions.store import load, save
+from playground.sessions.store import load
 from playground.ui.run_record import RunRecord
 from playground.ui.screens.session_files import OpenSessionScreen, SaveSessionScreen
 from playground.ui.session_io import (
@@ -30,6 +30,7 @@ from playground.ui.session_io import (
     recent_files,
     run_of,
     session_to_save,
+    write_session_file,
 )
 from playground.ui.streams import pump_replay
 from playground.ui.widgets.examples_panel import ExamplesPanel
@@ -69,13 +70,7 @@ class SessionActions:
     @work(thread=True, group="session-io", exit_on_error=False)
     def _write_session(self: "MainScreen", path: Path, spec: PromptSpec, record: RunRecord, options: dict) -> None:
         try:
-            if path.parent == self.settings.history_dir:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            saved = save(session_to_save(spec, record, **options), path)
-        except OSError as exc:
-            error = SessionFileError(f"{path.parent}: cannot create the directory ({exc.strerror})")
-            self.app.call_from_thread(self.app.report, error)
-            return
+            saved = write_session_file(session_to_save(spec, record, **options), path, self.settings.history_dir)
         except PlaygroundError as exc:
             self.app.call_from_thread(self.app.report, exc)
             return
