@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Nats below the best logit at which the first threshold for the head is tried.
-_HEAD_GAP = 6.0
+#: Nats below the best logit within which the head is looked for first (doubled until wide enough).
+_HEAD_GAP = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,24 +31,35 @@ class PositionStats:
 
 
 def top_k_indices(logits: np.ndarray, k: int, max_logit: float) -> np.ndarray:
-    """Indices of the ``k`` largest logits, largest first (ties: lowest id first)."""
+    """Indices of the ``k`` largest logits, largest first (ties: lowest id first).
+
+    Instead of partitioning the whole vocabulary, find a threshold below the best logit that
+    admits at least k tokens (counting is cheap; collecting scattered hits is not), then
+    partition only those. A flat distribution or a large k falls back to the full partition.
+    """
     if k <= 0:
         return np.empty(0, dtype=np.intp)
     n = logits.shape[0]
     k = min(k, n)
     idx = None
-    threshold = max_logit - _HEAD_GAP
-    for _ in range(4):  # widen the threshold a few times, then fall back to a full partition
-        candidates = np.flatnonzero(logits >= threshold)
-        if candidates.size >= k:
-            idx = candidates
+    gap = _HEAD_GAP
+    for _ in range(6):
+        mask = logits >= max_logit - gap
+        count = int(np.count_nonzero(mask))
+        if count >= k:
+            if count <= max(8 * k, 256):
+                idx = np.flatnonzero(mask)
             break
-        threshold -= 2 * _HEAD_GAP
+        gap *= 2.0
     if idx is None:
         idx = np.arange(n)
     if idx.size > k:
-        idx = idx[np.argpartition(logits[idx], idx.size - k)[idx.size - k :]]
-    # lexsort: by logit descending, then id ascending, so ties are stable across runs
+        # idx is ascending, so among tokens tied at the cut the lowest ids are kept (stable runs)
+        sub = logits[idx]
+        kth = np.partition(sub, sub.size - k)[sub.size - k]
+        above = idx[sub > kth]
+        idx = np.concatenate((above, idx[sub == kth][: k - above.size]))
+    # by logit descending, then id ascending
     return idx[np.lexsort((idx, -logits[idx]))]
 
 
