@@ -303,3 +303,28 @@ async def test_an_opened_session_is_not_kept_in_the_history(engines, tmp_path):
                     and not app.screen.running, "the session")
         await pilot.pause(0.2)
     assert not history.history_files(folder)
+
+
+async def test_a_lane_on_another_model_path_runs_beside_the_batched_lane(engines, embedded_path, tmp_path):
+    other = tmp_path / "same-model.gguf"
+    other.hardlink_to(embedded_path)  # another path: its own engine, loaded by the screen's worker
+    app = make(engines, engine_choice=EngineChoice(n_ctx=2048, n_threads=1))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await to_compare(pilot)
+        screen.panes()[1].completion.focus()
+        await pilot.pause()
+        await pilot.press("e")
+        await pilot.pause()
+        app.screen.query_one("#lane-spec").value = f"greedy,model={other}"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is screen and screen.lane_where[1] == (None, str(other))
+        assert "same-model.gguf" in str(screen.panes()[1].query_one(".lane--head").render())
+        screen.lane_params = [SamplerParams(greedy=True), SamplerParams(greedy=True)]
+        await screen.rebuild()
+        await pilot.press("ctrl+g")
+        await wait_idle(pilot, screen)
+        a, b = screen.records
+        assert a.failed is None and b.failed is None and a.done is not None and b.done is not None
+        assert len(a.tokens) > 0 and a.text == b.text
+        assert len(screen._model_runners) == 1

@@ -4,7 +4,10 @@ All lanes run together through ``compare.run.run_compare`` (``engine.lanes.LaneR
 decoded once, one batched decode per step) in ONE thread worker, which puts every event in an
 ``EventPump``; the screen drains it once per frame, appending each lane's tokens in one batch.
 The lanes use their own engine (loaded once with room for ``MAX_SAMPLES`` + 1 sequences) so the main
-screen's engine, its KV cache and its prefix reuse are never touched.
+screen's engine, its KV cache and its prefix reuse are never touched. A lane may name ``model=PATH``
+or ``backend=NAME``: such runs go through ``compare.mixed.MixedRunner`` (other local models loaded
+once per path in the worker and kept; remote lanes on the configured endpoint; the rest still batched
+on the compare engine).
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from playground.backends.base import Capabilities
 from playground.compare.events import BatchDone, Divergence, LaneEvent, Vote
-from playground.compare.lane_spec import format_lane_spec
+from playground.compare.mixed import LaneTarget, MixedRunner, model_key
+from playground.compare.lane_spec import LaneSpec, format_lane_spec
 from playground.compare.run import MAX_SAMPLES, lane_requests, run_compare, sample_requests
 from playground.engine.lanes import LaneRunner, seq_max_for
-from playground.errors import PlaygroundError
+from playground.errors import InvalidParameterError, PlaygroundError
 from playground.params import GenerationRequest, SamplerParams
 from playground.sessions.record import SessionRecorder
 from playground.ui.pump import EventPump
@@ -48,6 +52,14 @@ VOTE_DIST = 64
 """Raw-distribution head kept per token of a self-consistency sample (32 lanes x 512 would be heavy)."""
 
 Mode = Literal["lanes", "vote"]
+Where = tuple[str | None, str | None]
+"""Where a lane runs: (backend name, model path); (None, None): the compare engine."""
+
+
+def where_label(where: Where) -> str:
+    """The lane header's note on where it runs ("" on the compare engine)."""
+    backend, model = where
+    return f"backend {backend}" if backend else f"model {model}" if model else ""
 
 
 def default_lanes(sampler: SamplerParams) -> list[SamplerParams]:
@@ -105,6 +117,10 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
         super().__init__()
         self.settings = settings
         self.lane_params: list[SamplerParams] = default_lanes(settings.sampler)
+        self.lane_where: list[Where] = []
+        """Per lane, where it runs (shorter than ``lane_params``: the rest run on the compare engine)."""
+        self._model_runners: dict[str, LaneRunner] = {}
+        """Other local models' runners, by resolved path (loaded once, in the run worker)."""
         self.mode: Mode = "lanes"
         self.records: list[RunRecord] = []
         self.selected = 0
@@ -152,6 +168,7 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
         if self.mode == "lanes":
             panes = [LanePane(k, p, freeze_timings=self.settings.freeze_timings) for k, p in enumerate(self.lane_params)]
             for k, pane in enumerate(panes):
+                pane.where = where_label(self.where(k))
                 if k < len(self.records):
                     pane.record = self.records[k]
         else:
@@ -225,6 +242,13 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
         return self._runner
 
     # --- lanes -----------------------------------------------------------------------------
+    def where(self, k: int) -> Where:
+        return self.lane_where[k] if k < len(self.lane_where) else (None, None)
+
+    def _set_where(self, k: int, where: Where) -> None:
+        self.lane_where += [(None, None)] * (k + 1 - len(self.lane_where))
+        self.lane_where[k] = where
+
     async def action_add_lane(self) -> None:
         if self._busy() or self.mode != "lanes":
             return
@@ -236,6 +260,7 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
             new = SamplerParams(seed=len(self.lane_params))
         else:  # a copy that samples differently
             new = base.replace(seed=base.seed + 1 if base.seed >= 0 else base.seed)
+        self._set_where(len(self.lane_params), self.where(self.selected))
         self.lane_params.append(new)
         self.records = []  # the lanes no longer match the last run
         self.divergences = {}
@@ -251,6 +276,8 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
             return
         k = self.selected
         del self.lane_params[k]
+        if k < len(self.lane_where):
+            del self.lane_where[k]
         if k < len(self.records):
             del self.records[k]
         self.divergences = {}
@@ -263,14 +290,15 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
             return
         k = self.selected
 
-        def done(params: SamplerParams | None) -> None:
-            if params is not None:
-                self.lane_params[k] = params
+        def done(lane: LaneSpec | None) -> None:
+            if lane is not None:
+                self.lane_params[k] = lane.sampler
+                self._set_where(k, (lane.backend, lane.model))
                 pane = self.pane_of(k)
                 if pane is not None:
-                    pane.set_params(params)
+                    pane.set_params(lane.sampler, where_label(self.where(k)))
 
-        self.app.push_screen(LaneEditScreen(f"lane {k + 1}", self.lane_params[k]), done)
+        self.app.push_screen(LaneEditScreen(f"lane {k + 1}", self.lane_params[k], *self.where(k)), done)
 
     def action_select_lane(self, delta: int) -> None:
         panes = self.panes()
@@ -327,14 +355,41 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
         base = self.base_request()
         if base is None:
             return
+        targets = None
         if self.mode == "vote" and self.vote_setup is not None:
             requests = sample_requests(dataclasses.replace(base, sampler=self.vote_params), self.vote_setup.n)
         else:
             self.mode = "lanes"
             requests = lane_requests(base, self.lane_params)
-        await self.start(requests, [RunRecord(source="live", request=r) for r in requests])
+            try:
+                targets = self._targets()
+            except PlaygroundError as exc:
+                self.app.report(exc)
+                return
+        await self.start(requests, [RunRecord(source="live", request=r) for r in requests], targets)
 
-    async def start(self, requests: list[GenerationRequest], records: list[RunRecord]) -> None:
+    def _targets(self) -> list[LaneTarget] | None:
+        """Each lane's target, endpoints looked up by name; None when every lane runs on the compare engine.
+
+        Raises:
+            PlaygroundError: a lane names a backend the config lacks (or the config is bad).
+        """
+        wheres = [self.where(k) for k in range(len(self.lane_params))]
+        if not any(b or m for b, m in wheres):
+            return None
+        from playground.backends.endpoints import load_endpoints
+
+        configured = load_endpoints() if any(b for b, _ in wheres) else {}
+        targets = []
+        for backend, model in wheres:
+            if backend is not None and backend not in configured:
+                known = ", ".join(sorted(configured)) or "none configured"
+                raise InvalidParameterError(f"no backend named '{backend}' in the config (known: {known})")
+            targets.append(LaneTarget(configured[backend] if backend else None, model))
+        return targets
+
+    async def start(self, requests: list[GenerationRequest], records: list[RunRecord],
+                    targets: list[LaneTarget] | None = None) -> None:
         self.records = records
         self.divergences, self.vote, self.batch = {}, None, None
         self.selected = 0 if self.mode == "vote" else min(self.selected, len(records) - 1)
@@ -344,9 +399,14 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
             self.query_one(VotePanel).start(len(requests), self.vote_setup.extractor_name)
         extractor = self.vote_setup.extractor if self.mode == "vote" else None
         dist = min(self.settings.dist_size, VOTE_DIST) if self.mode == "vote" else self.settings.dist_size
+        backends = None
+        if targets is not None:
+            from playground.sessions.record import backend_from_endpoint
+
+            backends = [backend_from_endpoint(t.endpoint) if t.endpoint is not None else None for t in targets]
         self.recorder = compare_recorder(self.app._main_screen().current_spec(), requests, dist,
-                                         self.vote_setup if self.mode == "vote" else None)
-        self.stream_worker = self._run(requests, extractor, dist, self.recorder)
+                                         self.vote_setup if self.mode == "vote" else None, backends)
+        self.stream_worker = self._run(requests, extractor, dist, self.recorder, targets)
 
     def begin(self) -> None:
         self.pump = EventPump()
@@ -356,10 +416,12 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
         self._drain_timer.resume()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare")
-    def _run(self, requests: list[GenerationRequest], extractor, dist_size: int, recorder: SessionRecorder) -> None:
+    def _run(self, requests: list[GenerationRequest], extractor, dist_size: int, recorder: SessionRecorder,
+             targets: list[LaneTarget] | None = None) -> None:
         worker = get_current_worker()
         try:
-            for item in run_compare(self._lane_runner(), requests, self._cancel, diverge=extractor is None,
+            runner = self._lane_runner() if targets is None else self._mixed_runner(targets)
+            for item in run_compare(runner, requests, self._cancel, diverge=extractor is None,
                                     extractor=extractor, dist_size=dist_size):
                 recorder.feed_compare(item)  # here, not on the UI thread (as `compare --save` records)
                 self.pump.put(item)
@@ -367,6 +429,23 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
                     self._cancel.set()
         except PlaygroundError as exc:
             self.app.call_from_thread(self.app.report, exc)
+
+    def _mixed_runner(self, targets: list[LaneTarget]) -> MixedRunner:
+        """Lanes on the compare engine, other local models (loaded here once per path) and endpoints.
+
+        Runs in the worker thread: loading another model takes a while and must not block the UI.
+        """
+        default = str(self.engine.model.file.path.resolve())
+        runners = {default: self._lane_runner()}
+        for target in targets:
+            key = model_key(target.model, default)
+            if target.is_remote or key in runners:
+                continue
+            if key not in self._model_runners:
+                choice = dataclasses.replace(self.settings.engine_choice, model_path=target.model)
+                self._model_runners[key] = LaneRunner(choice.load(n_seq_max=seq_max_for(MAX_LANES)))
+            runners[key] = self._model_runners[key]
+        return MixedRunner(targets, runners, default)
 
     def action_cancel_or_back(self) -> None:
         if self.running:
@@ -513,3 +592,8 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
 
     def on_unmount(self) -> None:
         self._cancel.set()
+        if not self.running:  # a running worker may still use them; then the process end frees them
+            for runner in self._model_runners.values():
+                runner.close()
+                runner.engine.close()
+            self._model_runners = {}

@@ -1,4 +1,4 @@
-"""Small forms of the compare screen: edit one lane's sampler, set up a self-consistency vote.
+"""Small forms of the compare screen: edit one lane's sampler (and model or backend), set up a self-consistency vote.
 
 Each is a modal that returns its result (or None when dismissed); bad input is shown in the form
 itself, with the core's error message, and the form stays open.
@@ -17,7 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from playground.compare.extract import Extractor, make_extractor
-from playground.compare.lane_spec import SPEC_HELP, parse_lane_spec
+from playground.compare.lane_spec import SPEC_HELP, LaneSpec, parse_lane
 from playground.compare.run import MAX_SAMPLES
 from playground.errors import PlaygroundError
 from playground.params import SamplerParams
@@ -33,31 +33,36 @@ FORM_CSS = """
 """
 
 
-def full_spec(params: SamplerParams) -> str:
-    """Every setting of ``params`` as a lane spec (what the edit form starts from)."""
+def full_spec(params: SamplerParams, backend: str | None = None, model: str | None = None) -> str:
+    """Every setting of ``params`` (and where the lane runs) as a lane spec (what the edit form starts from)."""
     parts = [f"temp={params.temperature:g}", f"top_k={params.top_k}", f"top_p={params.top_p:g}",
              f"min_p={params.min_p:g}", f"repeat_penalty={params.repeat_penalty:g}",
              f"repeat_last_n={params.repeat_last_n}", f"seed={params.seed}"]
     if params.greedy:
         parts.append("greedy")
+    if backend is not None:
+        parts.append(f"backend={backend}")
+    if model is not None:
+        parts.append(f"model={model}")
     return ",".join(parts)
 
 
-class LaneEditScreen(ModalScreen[SamplerParams | None]):
-    """Edit a lane's sampler as a lane spec (``temp=0.7,top_k=40,seed=1``)."""
+class LaneEditScreen(ModalScreen[LaneSpec | None]):
+    """Edit a lane as a lane spec (``temp=0.7,top_k=40,seed=1``, optionally ``model=PATH``/``backend=NAME``)."""
 
     DEFAULT_CSS = FORM_CSS.format(name="LaneEditScreen")
     BINDINGS = [Binding("escape", "dismiss_none", "Cancel", id="lane_edit_cancel")]
 
-    def __init__(self, title: str, params: SamplerParams) -> None:
+    def __init__(self, title: str, params: SamplerParams, backend: str | None = None, model: str | None = None) -> None:
         super().__init__()
         self.title_text = title
         self.params = params
+        self.backend, self.model = backend, model
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"[b]{escape(self.title_text)}[/b] — sampler settings (enter applies, escape cancels)")
-            yield Input(full_spec(self.params), id="lane-spec")
+            yield Label(f"[b]{escape(self.title_text)}[/b] — sampler settings, optional model/backend (enter applies, escape cancels)")
+            yield Input(full_spec(self.params, self.backend, self.model), id="lane-spec")
             yield Static("", classes="form--error")
             yield Static(escape(SPEC_HELP) + "; seed=-1 is random", classes="form--help")
             with Horizontal():
@@ -70,11 +75,11 @@ class LaneEditScreen(ModalScreen[SamplerParams | None]):
         spec = self.query_one("#lane-spec", Input).value
         try:
             # The form shows every setting, so the text is read on top of the defaults, not the old lane.
-            params = parse_lane_spec(spec, SamplerParams())
+            lane = parse_lane(spec, SamplerParams())
         except PlaygroundError as exc:
             self.query_one(".form--error", Static).update(escape(exc.message))
             return
-        self.dismiss(params)
+        self.dismiss(lane)
 
     @on(Button.Pressed, "#cancel")
     def action_dismiss_none(self) -> None:

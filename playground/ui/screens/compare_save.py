@@ -31,15 +31,16 @@ if TYPE_CHECKING:
 
 
 def compare_recorder(spec: PromptSpec, requests: list[GenerationRequest], keep_dist: int,
-                     vote: "VoteSetup | None" = None) -> SessionRecorder:
+                     vote: "VoteSetup | None" = None, backends: list | None = None) -> SessionRecorder:
     """A recorder for one compare run (or vote) on the panes' prompt ``spec``, lanes declared up front
-    (so a random seed stays -1 in the settings, and no lane is created while a save reads it)."""
+    (so a random seed stays -1 in the settings, and no lane is created while a save reads it);
+    ``backends``: per lane, the ``BackendSpec`` of a remote lane (None: local)."""
     recorder = SessionRecorder(kind="vote" if vote is not None else "compare", keep_dist=keep_dist,
                                **prompt_fields(spec))
     if vote is not None:
         recorder.extractor, recorder.extractor_pattern = vote.kind, vote.pattern
     for k, request in enumerate(requests):
-        recorder.lane(k, request=request)
+        recorder.lane(k, request=request, backend=backends[k] if backends else None)
     return recorder
 
 

@@ -101,6 +101,8 @@ class LanePane(Vertical):
         self.record = RunRecord()
         self.divergence: Divergence | None = None
         self.note = ""
+        self.where = ""
+        """Where the lane runs when not on the compare engine ("model X" / "backend Y"); empty: there."""
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="lane--head")
@@ -116,8 +118,10 @@ class LanePane(Vertical):
         return self.query_one(LaneCompletion)
 
     # --- content ---------------------------------------------------------------------------
-    def set_params(self, params: SamplerParams) -> None:
+    def set_params(self, params: SamplerParams, where: str | None = None) -> None:
         self.params = params
+        if where is not None:
+            self.where = where
         self.refresh_head()
 
     def reset(self, record: RunRecord) -> None:
@@ -157,7 +161,7 @@ class LanePane(Vertical):
         label = escape(format_lane_spec(self.params))
         if seed is not None and not self.params.is_greedy and self.params.seed < 0:
             label += f" (seed used {seed})"
-        lines = [f"[b]{label}[/b]"]
+        lines = [f"[b]{label}[/b]" + (f" · {escape(self.where)}" if self.where else "")]
         if self.divergence is not None:
             lines.append(divergence_line(self.divergence, "lane 1"))
         elif self.note:
