@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 import pytest
@@ -22,6 +21,7 @@ from playground.ui.screens.compare import CompareScreen
 from playground.ui.screens.compare_forms import LaneEditScreen, VoteSetupScreen
 from playground.ui.screens.session_files import SaveSessionScreen
 from playground.ui.settings import AppSettings
+from tests.ui_harness import until
 from playground.ui.widgets.inspector import TokenInspector
 from playground.ui.widgets.lane import LanePane
 from tests.helpers import collect
@@ -72,12 +72,7 @@ async def to_compare(pilot) -> CompareScreen:
 
 
 async def wait_idle(pilot, screen: CompareScreen, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    await pilot.pause(0.05)
-    while screen.running:
-        assert time.monotonic() < deadline, "the compare run did not finish"
-        await pilot.pause(0.05)
-    await pilot.pause()
+    await until(pilot, lambda: not screen.running, "the compare run to finish", timeout)
 
 
 async def run_lanes(pilot, screen: CompareScreen, params: list[SamplerParams]) -> None:
@@ -200,11 +195,8 @@ async def test_a_multi_lane_session_opens_on_the_compare_screen(engines):
     loaded = load(path)
     app = make(engines, session=loaded)
     async with app.run_test(size=SIZE) as pilot:
-        deadline = time.monotonic() + 20
-        while not isinstance(app.screen, CompareScreen) or app.screen.running or not app.screen.records:
-            assert time.monotonic() < deadline
-            await pilot.pause(0.05)
-        await pilot.pause()
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and not app.screen.running
+                    and bool(app.screen.records), "the session on the compare screen", 20)
         screen = app.screen
         panes = screen.query(LanePane)
         assert len(panes) == 3
@@ -217,10 +209,8 @@ async def test_a_vote_session_opens_with_its_recorded_vote(engines):
     loaded = load(example_sessions_dir() / "self-consistency-vote.json")
     app = make(engines, session=loaded)
     async with app.run_test(size=SIZE) as pilot:
-        deadline = time.monotonic() + 20
-        while not isinstance(app.screen, CompareScreen) or app.screen.running or app.screen.vote is None:
-            assert time.monotonic() < deadline
-            await pilot.pause(0.05)
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and not app.screen.running
+                    and app.screen.vote is not None, "the vote on the compare screen", 20)
         screen = app.screen
         recorded = loaded.session.vote.answers
         assert screen.mode == "vote" and len(screen.records) == len(loaded.session.lanes)
@@ -228,11 +218,6 @@ async def test_a_vote_session_opens_with_its_recorded_vote(engines):
         assert screen.vote.majority == loaded.session.vote.majority
 
 
-async def until(pilot, condition, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause(0.05)
 
 
 async def test_a_live_run_is_saved_with_every_lane_and_kept_in_the_history(engines, tmp_path):

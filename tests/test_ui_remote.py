@@ -8,7 +8,6 @@ stream cut mid-way and a slow stream to cancel, which a healthy server cannot be
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 
@@ -27,7 +26,7 @@ from playground.ui.widgets.completion import CompletionView
 from playground.ui.widgets.distribution import DistributionView
 from playground.ui.widgets.inspector import NOT_AVAILABLE, TokenInspector
 from test_backend_llama_server import KEY, LOGPROB_TOL, endpoint, server_url  # noqa: F401 - the fixture
-from tests.ui_harness import one_thread_engine
+from tests.ui_harness import one_thread_engine, until
 
 SIZE = (160, 48)
 GREEDY = SamplerParams(temperature=0.0, repeat_penalty=1.0)  # the server's default penalty is 1.1
@@ -45,13 +44,6 @@ def settings(tmp_path, endpoint_: Endpoint, **kw) -> AppSettings:
     return AppSettings(**{**base, **kw})
 
 
-async def until(pilot, condition, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    await pilot.pause(0.01)
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause(0.05)
-    await pilot.pause(0.01)
 
 
 async def run_once(pilot, screen) -> None:

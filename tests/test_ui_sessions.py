@@ -38,7 +38,7 @@ from playground.ui.widgets.completion import CompletionView
 from playground.ui.widgets.distribution import DistributionView
 from playground.ui.widgets.inspector import TokenInspector
 from playground.ui.widgets.sampler_panel import SamplerPanel
-from tests.ui_harness import one_thread_engine
+from tests.ui_harness import one_thread_engine, until
 
 SIZE = (160, 48)
 DIST = 64  # the head kept per token in these runs (the app's default is 512; smaller is faster)
@@ -60,13 +60,6 @@ def settings(engine, tmp_path: Path, **kw) -> AppSettings:
     return AppSettings(**{**base, **kw})
 
 
-async def until(pilot, condition, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    await pilot.pause(0.01)
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause(0.05)
-    await pilot.pause()
 
 
 async def generate(pilot, screen: MainScreen) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from textual.app import App, ComposeResult
 from textual.message import Message
 from textual.widget import Widget
@@ -46,3 +48,13 @@ def one_thread_engine():
     eng = EngineChoice(n_ctx=2048, n_threads=1).load()
     yield eng
     eng.close()
+
+
+async def until(pilot, condition, what: str = "condition", timeout: float = 60.0) -> None:
+    """Let the app run until ``condition()`` holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    await pilot.pause(0.01)
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.05)
+    await pilot.pause(0.01)
