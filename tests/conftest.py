@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from llama_server import server_url  # noqa: F401 - a session fixture shared by three modules
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

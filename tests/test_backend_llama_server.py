@@ -9,24 +9,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
-import time
 
-import httpx
 import pytest
 
 from conftest import playground_cmd, subprocess_env
-from fault_server import free_port
 from helpers import collect
 from playground.backends.endpoints import Endpoint
 from playground.backends.factory import remote_backend
 from playground.events import DoneEvent, FailedEvent, TokenEvent
+from llama_server import ENV, KEY
 from playground.params import GenerationRequest, SamplerParams
 from playground.prompt_builder import ChatTemplate, render_chat
-
-KEY = "sk-llama-server-51d0"
-ENV = {"PG_LLAMA_KEY": KEY}
 # Measured (5 prompts x 32 greedy tokens, CPU build): identical tokens; |logprob difference| at most
 # 2.8e-7 for the chosen tokens and 9.5e-7 for the alternatives (float32 rounding: the server takes
 # log-softmax of the same float32 logits in float32). That needs the server started with flash
@@ -40,38 +34,6 @@ LOGPROB_TOL = 1e-5
 pytestmark = pytest.mark.slow
 PROMPTS = ["The capital of France is", "def fibonacci(n):\n"]
 GREEDY = SamplerParams(temperature=0.0, repeat_penalty=1.0)  # the server's default penalty is 1.1
-
-
-@pytest.fixture(scope="module")
-def server_url(embedded_path, tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_path), "--host", "127.0.0.1",
-           "--port", str(port), "--n_ctx", "2048", "--flash_attn", "true", "--api_key", KEY]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(url + "/v1/models", headers={"Authorization": f"Bearer {KEY}"}, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server not ready after 90 s: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def endpoint(url: str, **kw) -> Endpoint:

@@ -23,7 +23,7 @@ from playground.errors import InvalidParameterError
 from playground.events import DoneEvent, TokenEvent
 from playground.params import GenerationRequest, SamplerParams
 from playground.sessions.store import load
-from test_backend_llama_server import ENV, KEY, server_url  # noqa: F401  (the module's real server)
+from llama_server import ENV, KEY
 
 PROMPT = "The capital of France is"
 GREEDY = SamplerParams(temperature=0.0, repeat_penalty=1.0)  # the server's default penalty is 1.1
@@ -62,7 +62,7 @@ def test_lane_spec_targets():
 
 # --- one local lane + one remote lane, in process -------------------------------------------------
 
-def test_local_and_remote_lanes_agree_and_merge(server_url):  # noqa: F811
+def test_local_and_remote_lanes_agree_and_merge(server_url):
     engine = EngineChoice(n_ctx=2048, n_threads=1).load(n_seq_max=2)
     runner = LaneRunner(engine)
     try:
@@ -89,7 +89,7 @@ def test_local_and_remote_lanes_agree_and_merge(server_url):  # noqa: F811
         assert [e.i for e in own if isinstance(e, TokenEvent)] == list(range(len(lanes[k].tokens)))
 
 
-def test_cli_local_and_remote_lane(server_url, tmp_path):  # noqa: F811
+def test_cli_local_and_remote_lane(server_url, tmp_path):
     write_config(tmp_path, server_url)
     path = tmp_path / "mixed.json"
     args = ["compare", PROMPT, "-n", "10", "-t", "1", "--top-n", "3", "--json", "--save", str(path),

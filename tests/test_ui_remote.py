@@ -25,7 +25,8 @@ from playground.ui.text_cells import percent, token_label
 from playground.ui.widgets.completion import CompletionView
 from playground.ui.widgets.distribution import DistributionView
 from playground.ui.widgets.inspector import NOT_AVAILABLE, TokenInspector
-from test_backend_llama_server import KEY, LOGPROB_TOL, endpoint, server_url  # noqa: F401 - the fixture
+from llama_server import KEY
+from test_backend_llama_server import LOGPROB_TOL, endpoint
 from tests.ui_harness import one_thread_engine, until
 
 SIZE = (160, 48)
@@ -58,7 +59,7 @@ def marks(view: CompletionView) -> list[str]:
 
 @pytest.mark.slow
 async def test_remote_run_shows_the_servers_tokens_and_logprobs_and_says_what_it_lacks(
-        server_url, engine, monkeypatch, tmp_path):  # noqa: F811 - the imported fixture
+        server_url, engine, monkeypatch, tmp_path):
     monkeypatch.setenv("PG_LLAMA_KEY", KEY)
     app = make_app(settings(tmp_path, endpoint(server_url)))
     async with app.run_test(size=SIZE) as pilot:

@@ -92,7 +92,3 @@ class StatsComputer:
             log_z=log_z,
         )
 
-
-def position_stats(logits: np.ndarray, token: int, k: int, *, with_entropy: bool = True) -> PositionStats:
-    """One-off form of ``StatsComputer`` (allocates its buffers each call)."""
-    return StatsComputer(logits.shape[0])(logits, token, k, with_entropy=with_entropy)
