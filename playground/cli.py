@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
+from playground.cli_options import OneLineErrorParser
+from playground.commands.output import EXIT_PIPE_CLOSED, discard, error_line
 from playground.errors import PlaygroundError
 
 #: sub-command name -> module under playground.commands
@@ -22,13 +25,6 @@ COMMANDS: dict[str, str] = {
     "sessions": "sessions",
     "replay": "replay",
 }
-
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    """Bad options give one clear line on stderr and exit status 2 (no usage dump)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: {message}\n")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -46,6 +42,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    for stream in (sys.stdout, sys.stderr):
+        # A lone surrogate (an undecodable argument, a server's broken text) prints as U+FFFD
+        # instead of raising UnicodeEncodeError in the middle of a run.
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
     if argv and argv[0] in COMMANDS:
         name = argv[0]
     elif argv and argv[0] in ("-h", "--help"):
@@ -61,10 +63,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return module.main(argv[1:])
         return module.run(args)
     except PlaygroundError as exc:
-        print(f"playground: {exc.title}: {exc.message}", file=sys.stderr)
+        error_line(f"{exc.title}: {exc.message}")
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        discard(sys.stdout)
+        return EXIT_PIPE_CLOSED  # the reader went away before the run (e.g. while loading)
+    except Exception as exc:  # noqa: BLE001
+        # A bug or an input we did not foresee: one line, not a traceback (PLAYGROUND_DEBUG=1 shows it).
+        if os.environ.get("PLAYGROUND_DEBUG"):
+            raise
+        error_line(f"internal error: {type(exc).__name__}: {exc} (set PLAYGROUND_DEBUG=1 for the traceback)")
+        return 70
 
 
 if __name__ == "__main__":

@@ -6,7 +6,15 @@ import argparse
 import sys
 
 from playground.engine_options import EngineChoice
+from playground.errors import InvalidParameterError
 from playground.params import SAMPLER_OPTION_NAMES, GenerationRequest, SamplerParams
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Bad options give one clear line on stderr and exit status 2 (no usage dump)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message}\n")
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, path: bool = True) -> None:
@@ -17,7 +25,7 @@ def add_model_options(parser: argparse.ArgumentParser, *, path: bool = True) -> 
     group.add_argument("-c", "--ctx-size", type=int, default=None, metavar="N", help="context size in tokens (default 4096)")
     group.add_argument("-ngl", "--n-gpu-layers", "--gpu-layers", dest="n_gpu_layers", type=int, default=None, metavar="N",
                        help="layers to offload to the GPU (default: all when the build supports a GPU, else 0)")
-    group.add_argument("-t", "--threads", type=int, default=None, metavar="N", help="CPU threads (default: all cores)")
+    group.add_argument("-t", "--threads", type=int, default=None, metavar="N", help="CPU threads (default: all cores but one, at least 1; see README)")
 
 
 def add_sampler_options(parser: argparse.ArgumentParser) -> None:
@@ -66,11 +74,21 @@ def engine_choice_from_args(args: argparse.Namespace) -> EngineChoice:
 
 
 def read_prompt(value: str | None) -> str:
-    """The prompt argument, or standard input when it is absent or ``-``."""
+    """The prompt argument, or standard input when it is absent or ``-``; it must be UTF-8."""
     if value is None or value == "-":
         if sys.stdin is None or sys.stdin.isatty() and value is None:
             raise SystemExit("playground: no prompt given (pass it as an argument or on standard input)")
-        return sys.stdin.read()
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode("utf-8", "surrogateescape")
+        try:
+            return data.decode("utf-8").replace("\r\n", "\n")  # as text mode read it before
+        except UnicodeDecodeError as exc:
+            raise InvalidParameterError(
+                f"the prompt on standard input is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+            ) from None
+    try:
+        value.encode("utf-8")  # an undecodable argument arrives as lone surrogates
+    except UnicodeEncodeError as exc:
+        raise InvalidParameterError(f"the prompt argument is not valid UTF-8 (at character {exc.start})") from None
     return value
 
 

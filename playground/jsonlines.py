@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from playground.events import (
@@ -13,10 +14,28 @@ from playground.events import (
     TokenEvent,
     round_logprob,
 )
+from playground.terminal_text import inert_json
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:
-    return None if value is None else round(float(value), digits)
+    """Rounded, or None for a value JSON cannot hold (NaN, infinity: e.g. a damaged model's)."""
+    return None if value is None or not math.isfinite(value) else round(float(value), digits)
+
+
+def _logprob(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else round_logprob(value)
+
+
+def _nonfinite(event: TokenEvent) -> list[str]:
+    """The token's numbers that are NaN (or an infinite entropy/probability): written as null."""
+    bad = [] if event.logprob is None or not math.isnan(event.logprob) else ["logprob"]
+    for name in ("p_sampled", "entropy"):
+        value = getattr(event, name)
+        if value is not None and not math.isfinite(value):
+            bad.append(name)
+    if any(math.isnan(alt.logprob) for alt in event.top):
+        bad.append("top")
+    return bad
 
 
 def event_to_dict(event: StreamEvent, lane: int | None = None) -> dict[str, Any]:
@@ -37,13 +56,16 @@ def event_to_dict(event: StreamEvent, lane: int | None = None) -> dict[str, Any]
                 "i": event.i,
                 "id": event.id,
                 "text": event.text,
-                "logprob": round_logprob(event.logprob),
+                "logprob": _logprob(event.logprob),
                 "p_sampled": _round(event.p_sampled, 8),
                 "n_candidates": event.n_candidates,
                 "entropy": _round(event.entropy),
-                "top": [alt.to_dict() for alt in event.top],
-                "t": round(event.t, 6),
+                "top": [{"id": a.id, "text": a.text, "logprob": _logprob(a.logprob)} for a in event.top],
+                "t": _round(event.t),
             }
+            bad = _nonfinite(event)
+            if bad:
+                out["nonfinite"] = bad  # the model gave NaN/inf here (a damaged file?): shown as null
         case DoneEvent():
             out = {
                 "event": "done",
@@ -75,4 +97,24 @@ def event_to_dict(event: StreamEvent, lane: int | None = None) -> dict[str, Any]
 
 
 def dumps(event: StreamEvent, lane: int | None = None) -> str:
-    return json.dumps(event_to_dict(event, lane), ensure_ascii=False)
+    """One event as a JSON line's text (no newline)."""
+    return dumps_obj(event_to_dict(event, lane))
+
+
+def dumps_obj(obj: Any) -> str:
+    """Any JSON object as one line that is safe to write to a terminal (see ``terminal_text``)."""
+    try:
+        text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    except ValueError:  # a NaN or infinity somewhere (a damaged model): null, as JSON can hold
+        text = json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False)
+    return inert_json(text)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

@@ -13,6 +13,9 @@ RANDOM_SEED = -1
 
 MAX_TOP_N = 100
 
+#: llama.cpp takes counts as C int32: a larger value would be silently truncated there.
+INT32_MAX = 2**31 - 1
+
 #: llama.cpp's command-line spellings (``--temp``, ``--top-k``...) -> SamplerParams field.
 SAMPLER_OPTION_NAMES: dict[str, str] = {
     "temp": "temperature",
@@ -59,11 +62,12 @@ class SamplerParams:
         """Raise InvalidParameterError for any value out of range; return self."""
         checks = [
             (0.0 <= self.temperature <= 100.0, "temperature must be between 0 and 100"),
-            (self.top_k >= 0, "top-k must be 0 (off) or positive"),
+            (0 <= self.top_k <= INT32_MAX, f"top-k must be 0 (off) or between 1 and {INT32_MAX}"),
             (0.0 < self.top_p <= 1.0, "top-p must be in (0, 1]"),
             (0.0 <= self.min_p <= 1.0, "min-p must be in [0, 1]"),
-            (self.repeat_penalty > 0.0, "repeat penalty must be positive"),
-            (self.repeat_last_n >= -1, "repeat-last-n must be -1, 0 or positive"),
+            # NaN fails every comparison, so these also reject nan; inf is refused by the bound.
+            (0.0 < self.repeat_penalty <= 100.0, "repeat penalty must be in (0, 100] (1.0 = off)"),
+            (-1 <= self.repeat_last_n <= INT32_MAX, f"repeat-last-n must be -1 (whole context), 0 (off) or up to {INT32_MAX}"),
             (self.seed >= -1 and self.seed < 2**32, "seed must be -1 (random) or in [0, 2^32)"),
         ]
         for ok, message in checks:
@@ -102,8 +106,8 @@ class GenerationRequest:
 
     def validate(self) -> "GenerationRequest":
         self.sampler.validate()
-        if self.max_tokens < 1:
-            raise InvalidParameterError("max tokens must be at least 1")
+        if not 1 <= self.max_tokens <= INT32_MAX:
+            raise InvalidParameterError(f"max tokens must be between 1 and {INT32_MAX}")
         if not 0 <= self.top_n <= MAX_TOP_N:
             raise InvalidParameterError(f"top-n must be between 0 and {MAX_TOP_N}")
         if any(s == "" for s in self.stop):

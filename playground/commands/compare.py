@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
-import sys
 import threading
 from dataclasses import replace
 
@@ -18,6 +16,7 @@ from playground.cli_options import (
     read_prompt,
     request_from_args,
 )
+from playground.commands.output import Output, error_line
 from playground.compare.events import BatchDone, Divergence, LaneEvent, Vote
 from playground.compare.extract import make_extractor
 from playground.compare.lane_spec import SPEC_HELP, LaneSpec, parse_lane
@@ -192,21 +191,21 @@ def run(args: argparse.Namespace) -> int:
     mixed = any(t.is_remote for t in targets) or len(runners) > 1
     runner = MixedRunner(targets, runners, default) if mixed else runners[default]
     cancel = threading.Event()
+    out = Output(on_close=cancel.set)
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
-    out = sys.stdout
     lanes: list[LaneTranscript] = []
     status = 0
+    # dist_size=top_n costs nothing extra and records each token's normaliser for replay.
+    events = run_compare(runner, requests, cancel, diverge=not samples, extractor=extractor if samples else None,
+                         transcripts=lanes, dist_size=max(r.top_n for r in requests))
     try:
-        # dist_size=top_n costs nothing extra and records each token's normaliser for replay.
-        events = run_compare(runner, requests, cancel, diverge=not samples, extractor=extractor if samples else None,
-                             transcripts=lanes, dist_size=max(r.top_n for r in requests))
         for item in events:
             recording.recorder.feed_compare(item)
             if isinstance(item, LaneEvent) and isinstance(item.event, FailedEvent):
-                print(f"playground: lane {item.lane}: {item.event.title}: {item.event.message}", file=sys.stderr)
+                error_line(f"lane {item.lane}: {item.event.title}: {item.event.message}")
                 status = 1
             if args.json:
-                out.write(json.dumps(item.to_dict(), ensure_ascii=False) + "\n")
+                out.json(item.to_dict())
             elif isinstance(item, LaneEvent) and isinstance(item.event, (DoneEvent, FailedEvent)):
                 if samples:
                     answer = extractor(lanes[item.lane].text) if finished(lanes[item.lane]) else None
@@ -219,12 +218,12 @@ def run(args: argparse.Namespace) -> int:
                 text_report.write_divergence(out, item)
             elif isinstance(item, Vote):
                 text_report.write_vote(out, item, extractor_name)
-            out.flush()
     finally:
+        events.close()  # the lanes' generators end while their llama.cpp contexts still exist
         signal.signal(signal.SIGINT, previous)
         _close(runners, engines)
     recording.finish()
-    return status
+    return out.status or status
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -236,7 +235,7 @@ def _bench(args: argparse.Namespace) -> int:
         raise InvalidParameterError("--bench-tokens must be at least 2 and --bench-rounds at least 1")
     result = run_bench(engine_choice_from_args(args), tokens=args.bench_tokens, rounds=args.bench_rounds)
     if args.json:
-        print(json.dumps(result))
+        Output().json(result)
         return 0
     print(f"model {result['model']}, {result['threads']} threads, prompt {result['prompt_tokens']} tokens, "
           f"{result['max_tokens']} tokens per lane, {result['rounds']} rounds")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import sys
 import threading
 from collections.abc import Iterable
 
 from playground import jsonlines
+from playground.commands.output import Output, error_line
 from playground.backends.endpoints import Endpoint, add_backend_options, endpoint_from_args, load_endpoints
 from playground.cli_options import (
     add_chat_option,
@@ -24,6 +24,7 @@ from playground.events import DoneEvent, FailedEvent, StreamEvent, TokenEvent
 from playground.params import GenerationRequest
 from playground.prompt_builder import chat_request
 from playground.sessions.cli_recording import RunRecording, add_session_options
+from playground.stream_guard import aguarded, guarded
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,65 +45,67 @@ def run(args: argparse.Namespace) -> int:
     prompt = read_prompt(args.prompt)
     request = request_from_args(args, prompt)
     engine = engine_choice_from_args(args).load() if endpoint is None else None
-    if args.chat:
-        request = chat_request(request, engine)
-    recording = RunRecording.from_args(args, request=request, endpoint=endpoint)
     cancel = threading.Event()
-    if engine is None:
-        # First ctrl+c ends the run cleanly and closes the connection (finish_reason "cancelled").
-        previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
-        try:
-            status = asyncio.run(run_remote(endpoint, request, cancel, args.json, recording))
-        finally:
-            signal.signal(signal.SIGINT, previous)
-        recording.finish()
-        return status
-    # First ctrl+c ends the run cleanly between two tokens (finish_reason "cancelled").
+    out = Output(on_close=cancel.set)
+    # First ctrl+c ends the run cleanly (between two tokens locally; remote: the connection is
+    # closed), with finish_reason "cancelled"; so does a reader that closes the pipe.
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     try:
-        # dist_size=top_n costs nothing extra and records each token's normaliser for replay.
-        status = write_events(recording.tap(engine.stream(request, cancel, dist_size=request.top_n)), args.json)
+        if args.chat:
+            request = chat_request(request, engine)
+        recording = RunRecording.from_args(args, request=request, endpoint=endpoint)
+        if engine is None:
+            status = asyncio.run(run_remote(endpoint, request, cancel, args.json, recording, out))
+        else:
+            # dist_size=top_n costs nothing extra and records each token's normaliser for replay.
+            events = guarded(engine.stream(request, cancel, dist_size=request.top_n))
+            try:
+                status = write_events(recording.tap(events), args.json, out)
+            finally:
+                events.close()  # before the engine is freed: its generator still holds the context
     finally:
         signal.signal(signal.SIGINT, previous)
-        engine.close()
+        if engine is not None:
+            engine.close()
     recording.finish()
-    return status
+    return out.status or status
 
 
 async def run_remote(endpoint: Endpoint, request: GenerationRequest, cancel: threading.Event, as_json: bool,
-                     recording: RunRecording | None = None) -> int:
+                     recording: RunRecording | None = None, out: Output | None = None) -> int:
     """The same output from a remote server; 1 if the stream failed."""
     from playground.backends.factory import remote_backend
 
+    out = out or Output()
     backend = remote_backend(endpoint)
     status = 0
     try:
-        events = backend.stream(request, cancel)
+        events = aguarded(backend.stream(request, cancel))
         async for event in (recording.atap(events) if recording else events):
-            write_event(event, as_json)
+            write_event(event, as_json, out)
             status = 1 if isinstance(event, FailedEvent) else status
     finally:
         await backend.aclose()
     return status
 
 
-def write_events(events: Iterable[StreamEvent], as_json: bool) -> int:
+def write_events(events: Iterable[StreamEvent], as_json: bool, out: Output | None = None) -> int:
     """Print a stream as text or JSON lines; 1 if it failed (the reason goes to stderr)."""
+    out = out or Output()
     status = 0
     for event in events:
-        write_event(event, as_json)
+        write_event(event, as_json, out)
         status = 1 if isinstance(event, FailedEvent) else status
     return status
 
 
-def write_event(event: StreamEvent, as_json: bool) -> None:
-    out = sys.stdout
+def write_event(event: StreamEvent, as_json: bool, out: Output) -> None:
+    """One event: a JSON line, or the token's text made inert for the terminal."""
     if as_json:
-        out.write(jsonlines.dumps(event) + "\n")
+        out.raw(jsonlines.dumps(event) + "\n")
     elif isinstance(event, TokenEvent):
-        out.write(event.text)
+        out.text(event.text)
     elif isinstance(event, DoneEvent):
-        out.write(event.tail + "\n")
-    out.flush()
+        out.text(event.tail + "\n")
     if isinstance(event, FailedEvent):
-        print(f"playground: {event.title}: {event.message} (after {event.n_tokens} tokens)", file=sys.stderr)
+        error_line(f"{event.title}: {event.message} (after {event.n_tokens} tokens)")

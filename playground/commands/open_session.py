@@ -7,9 +7,9 @@ and ``--json`` the session as current-version JSON, for scripts.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from playground.commands.output import Output
 from playground.sessions import codec
 from playground.sessions.store import load
 from playground.sessions.summary import session_summary
@@ -29,9 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     loaded = load(args.file)  # a bad file fails here, with one line, before any screen opens
     if args.json:
-        print(json.dumps(codec.encode(loaded.session), ensure_ascii=False))
+        Output().json(codec.encode(loaded.session))
     elif args.summary or not sys.stdout.isatty():
-        print(session_summary(loaded.session, source=str(loaded.path),
+        Output().line(session_summary(loaded.session, source=str(loaded.path),
                               upgraded_from=loaded.file_version if loaded.upgraded else None))
     else:
         from playground.commands.tui import launch

@@ -11,10 +11,10 @@ different model file, a remote lane, a bad file).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from playground import jsonlines
+from playground.commands.output import Output
 from playground.errors import InvalidParameterError
 from playground.events import DoneEvent, FailedEvent, TokenEvent
 from playground.sessions.check import check_session
@@ -22,6 +22,7 @@ from playground.sessions.replay import replay
 from playground.sessions.schema import Session
 from playground.sessions.store import load
 from playground.sessions.summary import lane_check_line, report_summary
+from playground.terminal_text import inert_line
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -53,36 +54,37 @@ def run(args: argparse.Namespace) -> int:
         if not args.speed >= 0:  # a bad speed fails on the command line, not inside the app
             raise InvalidParameterError("replay speed must be 0 (instant) or positive")
         return launch(args, session=loaded, replay_speed=args.speed)
-    _replay(session, args.speed, args.json)
-    return 0
+    return _replay(session, args.speed, args.json)
 
 
 def _check(session: Session, args: argparse.Namespace) -> int:
-    on_lane = None if args.json else (lambda result: print(lane_check_line(result), flush=True))
+    on_lane = None if args.json else (lambda result: Output().line(lane_check_line(result)))
     report = check_session(session, model_override=args.model, on_lane=on_lane)
     if args.json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        Output().json(report.to_dict())
     else:
-        print(report_summary(report).splitlines()[-1])
+        Output().line(report_summary(report).splitlines()[-1])
     return report.exit_code
 
 
-def _replay(session: Session, speed: float, as_json: bool) -> None:
-    out = sys.stdout
+def _replay(session: Session, speed: float, as_json: bool) -> int:
+    out = Output()
     single = len(session.lanes) == 1
     for item in replay(session, speed):
         event = item.event
         if as_json:
-            out.write(jsonlines.dumps(event, lane=None if single else item.lane) + "\n")
+            out.raw(jsonlines.dumps(event, lane=None if single else item.lane) + "\n")
         elif single and isinstance(event, TokenEvent):
-            out.write(event.text)
+            out.text(event.text)
         elif isinstance(event, (DoneEvent, FailedEvent)):
             # Several lanes cannot share one text stream: each is printed whole when it ends.
             lane = session.lanes[item.lane]
             if not single:
-                out.write(f"--- lane {item.lane}{' ' + lane.label if lane.label else ''} ---\n{lane.text}\n")
+                out.text(f"--- lane {item.lane}{' ' + lane.label if lane.label else ''} ---\n{lane.text}\n")
             else:
-                out.write(lane.tail + "\n")
+                out.text(lane.tail + "\n")
             if isinstance(event, FailedEvent):
-                out.write(f"[interrupted: {event.title}: {event.message}]\n")
-        out.flush()
+                out.text(f"[interrupted: {inert_line(event.title)}: {inert_line(event.message)}]\n")
+        if out.closed:
+            break  # the reader went away: nothing is lost, a replay records nothing
+    return out.status or 0

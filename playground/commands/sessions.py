@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
+from playground.commands.output import Output
 from playground.sessions.history import history_dir, list_history
 
 
@@ -16,12 +16,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    out = Output()
     folder = history_dir(args.dir)
     entries = list_history(folder, args.limit or None)
     if args.json:
         for e in entries:
             s = e.session
-            print(json.dumps({
+            out.json({
                 "path": str(e.path),
                 "created": s.created if s else None,
                 "kind": s.kind if s else None,
@@ -30,17 +31,17 @@ def run(args: argparse.Namespace) -> int:
                 "model": s.lanes[0].receipt.model_name if s and s.lanes else None,
                 "prompt": e.preview,
                 "error": e.error,
-            }, ensure_ascii=False))
+            })
         return 0
     if not entries:
-        print(f"no sessions in {folder}")
+        out.line(f"no sessions in {folder}")
         return 0
     for e in entries:
         s = e.session
         if s is None:
-            print(f"{e.path.name}  (cannot load: {e.error})")
+            out.line(f"{e.path.name}  (cannot load: {e.error})")
             continue
         tokens = sum(len(lane.tokens) for lane in s.lanes)
-        print(f"{s.created or '?':20}  {s.kind:8}  {len(s.lanes)} lane(s)  {tokens:5} tok  {e.preview}")
-        print(f"    {e.path}")
+        out.line(f"{s.created or '?':20}  {s.kind:8}  {len(s.lanes)} lane(s)  {tokens:5} tok  {e.preview}")
+        out.line(f"    {e.path}")
     return 0

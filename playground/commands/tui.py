@@ -6,12 +6,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
 from playground.backends.endpoints import add_backend_options, endpoint_from_args, load_endpoints
-from playground.cli_options import add_model_options, add_sampler_options, sampler_from_args
+from playground.cli_options import OneLineErrorParser, add_model_options, add_sampler_options, sampler_from_args
 from playground.config import Config, load_config
 from playground.engine_options import EngineChoice
 from playground.errors import InvalidParameterError, PlaygroundError
@@ -21,8 +20,6 @@ from playground.prompt_builder import PromptSpec
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from playground.cli import OneLineErrorParser
-
     parser = OneLineErrorParser(prog="playground", description="Open the playground TUI.")
     parser.add_argument("--prompt", metavar="TEXT", help="open with this free-form prompt")
     parser.add_argument("--run", action="store_true", help="start generating at once (with --prompt)")
@@ -40,19 +37,6 @@ def add_tui_options(parser: argparse.ArgumentParser, *, model: bool = True) -> N
     parser.add_argument("--theme", metavar="NAME", help="theme name (built-in, user theme, or a Textual theme)")
     add_model_options(parser, path=model)
     add_backend_options(parser)
-
-
-def ui_threads() -> int:
-    """CPU threads for the model under the TUI: all cores but one.
-
-    The UI thread needs a core of its own; llama.cpp's worker threads spin at their barriers and
-    slow down badly (several times over) when they compete with it for every core.
-    """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores - 1)
 
 
 def settings_from_args(args: argparse.Namespace, config: Config, errors: list[PlaygroundError], *,
@@ -78,7 +62,7 @@ def settings_from_args(args: argparse.Namespace, config: Config, errors: list[Pl
         model_path=model_path,
         n_ctx=opt("ctx_size") or m.ctx_size,
         n_gpu_layers=opt("n_gpu_layers") if opt("n_gpu_layers") is not None else m.gpu_layers,
-        n_threads=opt("threads") or m.threads or ui_threads(),
+        n_threads=opt("threads") or m.threads,  # None: engine_options.default_threads()
     ).validate()
     gen = config.generation
     request = GenerationRequest(

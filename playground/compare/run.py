@@ -16,9 +16,10 @@ from playground.compare.events import BatchDone, CompareEvent, LaneEvent
 from playground.compare.extract import Extractor
 from playground.compare.vote import tally
 from playground.engine.lanes import LaneRunner
-from playground.errors import InvalidParameterError
+from playground.errors import InvalidParameterError, PlaygroundError
 from playground.events import DoneEvent, FailedEvent, StartEvent, TokenEvent
 from playground.params import RANDOM_SEED, GenerationRequest, SamplerParams
+from playground.stream_guard import failed_event
 
 MAX_SAMPLES = 32
 
@@ -93,10 +94,22 @@ def run_compare(
     """
     lanes = transcripts if transcripts is not None else []
     lanes[:] = [LaneTranscript() for _ in requests]
-    for item in runner.stream(requests, cancel, dist_size=dist_size):
-        if isinstance(item, LaneEvent):
-            feed(lanes, item)
-        yield item
+    stream = runner.stream(requests, cancel, dist_size=dist_size)
+    try:
+        for item in stream:
+            if isinstance(item, LaneEvent):
+                feed(lanes, item)
+            yield item
+    except Exception as exc:  # noqa: BLE001 - the one failure path: every lane keeps its tokens
+        if isinstance(exc, PlaygroundError) and not any(lane.start for lane in lanes):
+            raise  # nothing ran yet: the caller reports it
+        for k, lane in enumerate(lanes):
+            if lane.end is None:
+                item = LaneEvent(k, failed_event(exc, len(lane.tokens)))
+                feed(lanes, item)
+                yield item
+    finally:
+        stream.close()  # now, while the engines behind it are alive (not at garbage collection)
     if diverge and len(lanes) > 1:
         yield from divergences([lane.tokens for lane in lanes], id_spaces=getattr(runner, "id_spaces", None))
     if extractor is not None:
