@@ -8,12 +8,13 @@ a daemon thread; ``close()`` releases any stalled handler at once.
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -50,22 +51,26 @@ class Call:
         h.end_headers()
         h.wfile.write(data)
 
-    def stream(self, chunks: Iterable[str], *, content_type: str = "text/event-stream", delay: float = 0.0,
-               cut: bool = False, stall: float = 0.0) -> None:
+    def stream(self, chunks: Iterable[str | bytes], *, content_type: str = "text/event-stream", delay: float = 0.0,
+               cut: bool = False, stall: float = 0.0, status: int = 200, headers: dict[str, str] | None = None) -> None:
         """Chunked response; ``cut`` drops the connection without the final chunk, ``stall``
-        then waits that long (or until the server closes) before doing so."""
+        then waits that long (or until the server closes) before doing so. ``bytes`` chunks are
+        sent as they are (invalid UTF-8, compressed data); ``delay`` stops early on ``close()``."""
         h = self.handler
-        h.send_response(200)
+        h.send_response(status)
         h.send_header("Content-Type", content_type)
         h.send_header("Transfer-Encoding", "chunked")
+        for k, v in (headers or {}).items():
+            h.send_header(k, v)
         h.end_headers()
         try:
             for chunk in chunks:
-                data = chunk.encode()
-                h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-                h.wfile.flush()
-                if delay:
-                    time.sleep(delay)
+                data = chunk if isinstance(chunk, bytes) else chunk.encode("utf-8", "surrogatepass")
+                if data:
+                    h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                    h.wfile.flush()
+                if delay and self.released.wait(delay):
+                    break
             if stall:
                 self.released.wait(stall)
             if cut or stall:
@@ -114,7 +119,7 @@ class FaultServer:
                 rec = Recorded(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 n = sum(1 for r in server.requests if r.path == self.path)
                 server.requests.append(rec)
-                script = server.routes.get(self.path)
+                script = server.routes.get(self.path) or server.routes.get(self.path.partition("?")[0])
                 if script is None:
                     Call(self, rec, server.released, server.disconnected, n).json(404, {"error": f"no route {self.path}"})
                     return
@@ -153,6 +158,46 @@ def sse(objs: Iterable[Any], done: bool = True) -> list[str]:
     """SSE events for JSON objects (strings are sent verbatim), then ``data: [DONE]``."""
     out = [f"data: {o if isinstance(o, str) else json.dumps(o)}\n\n" for o in objs]
     return out + (["data: [DONE]\n\n"] if done else [])
+
+
+def gzip_bomb(size: int, *, prefix: bytes = b"", fill: bytes = b"\0") -> Iterator[bytes]:
+    """A gzip body that expands to ``prefix`` + ``size`` bytes of ``fill`` (a 1 GB bomb is about
+    1 MB on the wire). It is a series of gzip members (RFC 1952 allows that): one 16 MiB member
+    compressed once and sent again and again, so that the server spends no time compressing."""
+    if prefix:
+        yield _gzip(prefix)
+    member = _gzip_fill(fill, _MEMBER)
+    for _ in range(size // _MEMBER):
+        yield member
+    if size % _MEMBER:
+        yield _gzip_fill(fill, size % _MEMBER)
+
+
+_MEMBER = 16 << 20
+
+
+def _gzip(data: bytes) -> bytes:
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    return z.compress(data) + z.flush()
+
+
+@functools.lru_cache(maxsize=8)
+def _gzip_fill(fill: bytes, size: int) -> bytes:
+    return _gzip((fill * (size // len(fill) + 1))[:size])
+
+
+def big_line(size: int, *, prefix: bytes = b"data: ", fill: bytes = b"a", step: int = 1 << 16) -> Iterator[bytes]:
+    """``prefix`` then ``size`` bytes of ``fill`` without a newline, made as it is sent."""
+    yield prefix
+    block = fill * (step // len(fill))
+    for _ in range(size // len(block)):
+        yield block
+
+
+def drip(data: bytes) -> Iterator[bytes]:
+    """``data`` one byte at a time (paced by ``Call.stream(delay=...)``)."""
+    for k in range(len(data)):
+        yield data[k:k + 1]
 
 
 def ndjson(objs: Iterable[Any]) -> list[str]:

@@ -13,19 +13,28 @@ Example::
     mode = "completions"                 # or "chat"
     extra_params = ["top_k", "min_p", "repeat_penalty"]
     connect_timeout = 5.0
-    read_timeout = 60.0
+    read_timeout = 60.0                  # longest silence
+    progress_timeout = 120.0             # longest time without a token (keep-alives do not count)
+    deadline = 900.0                     # longest a whole request may take
+    max_response_mb = 64                 # most decompressed bytes read from one response
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+from playground.backends.redact import display_url, storage_url
 from playground.errors import ConfigError, InvalidParameterError
+
+__all__ = ["Endpoint", "display_url", "storage_url", "endpoint_from_mapping", "endpoint_from_args", "parse_endpoints",
+           "load_endpoints", "add_backend_options", "resolve_api_key"]
 
 Kind = Literal["openai", "ollama"]
 Mode = Literal["completions", "chat"]
@@ -65,31 +74,31 @@ class Endpoint:
     """Retries on HTTP 429 (and 503 with Retry-After), only before the first token."""
     max_retry_wait: float = 30.0
     """A longer Retry-After than this fails at once instead of waiting."""
+    progress_timeout: float = 120.0
+    """Longest time without a new token (keep-alive comments and byte drips are not progress)."""
+    deadline: float = 900.0
+    """Longest a whole request may take, retries included."""
+    max_response_mb: float = 64.0
+    """Most decompressed data read from one response (a compression bomb stops there)."""
 
     def validate(self) -> "Endpoint":
+        """Self, or ConfigError naming the first field that is wrong (type, range, URL shape)."""
         where = f"backend '{self.name}'"
-        if self.kind not in KINDS:
-            raise ConfigError(f"{where}: kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
-        if self.mode not in MODES:
-            raise ConfigError(f"{where}: mode must be one of {', '.join(MODES)}, not {self.mode!r}")
-        parts = urlsplit(self.base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"{where}: base_url must be an http(s) URL, not {display_url(self.base_url)!r}")
-        if not self.model:
-            raise ConfigError(f"{where}: a model name is required")
-        unknown = self.extra_params - EXTRA_PARAMS
-        if unknown:
-            raise ConfigError(f"{where}: unknown extra_params {sorted(unknown)}; known: {sorted(EXTRA_PARAMS)}")
-        if self.connect_timeout <= 0 or self.read_timeout <= 0:
-            raise ConfigError(f"{where}: timeouts must be positive")
-        if not 0 <= self.max_retries <= 10 or not 0 <= self.max_logprobs <= 100:
-            raise ConfigError(f"{where}: max_retries must be 0-10 and max_logprobs 0-100")
+        for f in fields(self):
+            problem = _field_problem(f.name, getattr(self, f.name))
+            if problem:
+                raise ConfigError(f"{where}: {problem}")
         return self
 
     @property
     def label(self) -> str:
-        """How messages name it: ``name (url)``, with any credentials in the URL removed."""
+        """How messages name it: ``name (url)``, with any credentials in the URL masked."""
         return f"{self.name} ({display_url(self.base_url)})"
+
+    @property
+    def public_url(self) -> str:
+        """The base URL as it may be stored (sessions, history): credentials left out."""
+        return storage_url(self.base_url)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Endpoint":
@@ -103,19 +112,72 @@ class Endpoint:
         for f in fields(self):
             value = getattr(self, f.name)
             out[f.name] = sorted(value) if isinstance(value, frozenset) else value
-        out["base_url"] = display_url(self.base_url)
+        out["base_url"] = self.public_url
         return out
 
 
-def display_url(url: str) -> str:
-    """The URL without a ``user:password@`` part (people do paste keys there)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url.rstrip("/")
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc)).rstrip("/")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Seconds-valued fields: (smallest allowed, largest allowed); each must be a finite number.
+_SECONDS = {"connect_timeout": (0.0, 3600.0), "read_timeout": (0.0, 86400.0), "max_retry_wait": (0.0, 86400.0),
+            "progress_timeout": (0.0, 86400.0), "deadline": (0.0, 7 * 86400.0), "max_response_mb": (0.0, 65536.0)}
+
+
+def _field_problem(name: str, value: Any) -> str | None:
+    """What is wrong with one field's value, as a phrase naming the field, or None."""
+    if name in ("name", "model", "base_url", "kind", "mode") and not isinstance(value, str):
+        return f"{name} must be a string, not {type(value).__name__}"
+    if name == "name" and not value:
+        return "the name must not be empty"
+    if name == "kind" and value not in KINDS:
+        return f"kind must be one of {', '.join(KINDS)}, not {value!r}"
+    if name == "mode" and value not in MODES:
+        return f"mode must be one of {', '.join(MODES)}, not {value!r}"
+    if name == "model" and not value.strip():
+        return "a model name is required (model = \"...\")"
+    if name == "base_url":
+        return _url_problem(value)
+    if name == "api_key_env" and value is not None and (not isinstance(value, str) or not _ENV_NAME.fullmatch(value)):
+        return "api_key_env must be the NAME of an environment variable (letters, digits, _), not the key itself"
+    if name == "extra_params":
+        if not isinstance(value, frozenset) or not all(isinstance(x, str) for x in value):
+            return "extra_params must be a list of names"
+        if value - EXTRA_PARAMS:
+            return f"unknown extra_params {sorted(value - EXTRA_PARAMS)}; known: {sorted(EXTRA_PARAMS)}"
+    if name == "logprobs" and not isinstance(value, bool):
+        return f"logprobs must be true or false, not {value!r}"
+    if name in ("max_logprobs", "max_retries"):
+        top = 100 if name == "max_logprobs" else 10
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= top:
+            return f"{name} must be a whole number from 0 to {top}, not {value!r}"
+    if name in _SECONDS:
+        low, high = _SECONDS[name]
+        unit = "MiB" if name == "max_response_mb" else "seconds"
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return f"{name} must be a number of {unit}, not {type(value).__name__}"
+        if name.endswith("timeout") and value <= 0:
+            return f"timeouts must be positive ({name} = {value!r})"
+        if not math.isfinite(value) or value < low or value > high or (value == low and name != "max_retry_wait"):
+            return f"{name} must be a number of {unit} above {low:g} and at most {high:g}, not {value!r}"
+    return None
+
+
+def _url_problem(url: str) -> str | None:
+    shown = display_url(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # "http://[::1", "http://host:99999", "http://host:x"
+        return f"base_url is not a valid URL ({exc}): {shown!r}"
+    if parts.scheme not in ("http", "https"):
+        hint = " (add http:// in front)" if parts.scheme and not parts.netloc and parts.path[:1].isdigit() else ""
+        return f"base_url must be an http(s) URL, not {shown!r}{hint}"
+    if not parts.hostname:
+        return f"base_url must be an http(s) URL with a host, not {shown!r}"
+    if port == 0:
+        return f"base_url has port 0, which cannot be connected to: {shown!r}"
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        return f"base_url must not contain spaces or control characters: {shown!r}"
+    return None
 
 
 _FIELDS = {f.name for f in fields(Endpoint)} - {"name"}
@@ -132,18 +194,12 @@ def endpoint_from_mapping(name: str, data: Mapping[str, Any]) -> Endpoint:
     values: dict[str, Any] = {"kind": kind, "model": "", **data}
     values.setdefault("base_url", DEFAULT_OLLAMA_URL if kind == "ollama" else DEFAULT_OPENAI_URL)
     extra = values.get("extra_params", ())
-    if isinstance(extra, str) or not all(isinstance(x, str) for x in extra):
+    if not isinstance(extra, (list, tuple, frozenset, set)) or not all(isinstance(x, str) for x in extra):
         raise ConfigError(f"backend '{name}': extra_params must be a list of names")
     values["extra_params"] = frozenset(extra)
     try:
-        endpoint = Endpoint(name=name, **values)
-        for f in ("connect_timeout", "read_timeout", "max_retry_wait"):
-            if not isinstance(getattr(endpoint, f), (int, float)):
-                raise ConfigError(f"backend '{name}': {f} must be a number of seconds")
-        if not isinstance(endpoint.model, str) or not isinstance(endpoint.base_url, str):
-            raise ConfigError(f"backend '{name}': model and base_url must be strings")
-        return endpoint.validate()
-    except (TypeError, ValueError) as exc:  # a value of the wrong type met a comparison
+        return Endpoint(name=name, **values).validate()
+    except (TypeError, ValueError) as exc:  # a last guard: validate() checks each field's type first
         raise ConfigError(f"backend '{name}': a value has the wrong type ({exc})") from None
 
 
@@ -168,8 +224,10 @@ def load_endpoints(path: os.PathLike[str] | str | None = None) -> dict[str, Endp
             data = tomllib.load(fh)
     except FileNotFoundError:
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # TOMLDecodeError and a file that is not UTF-8 are ValueErrors
         raise ConfigError(f"cannot read {path}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"cannot read {path}: tables or arrays nested too deeply") from None
     return parse_endpoints(data.get("backends"))
 
 
@@ -236,7 +294,8 @@ def endpoint_from_args(
     try:
         return Endpoint(**values).validate()
     except ConfigError as exc:
-        raise InvalidParameterError(exc.message) from None
+        message = exc.message.replace("backend 'cli': base_url", "--base-url", 1)
+        raise InvalidParameterError(message) from None
 
 
 def _openai_default(environ: Mapping[str, str], model: str | None) -> Endpoint:

@@ -10,8 +10,9 @@ import json
 
 import httpx
 
-from playground.backends.endpoints import Endpoint, display_url
-from playground.backends.sse import excerpt
+from playground.backends.endpoints import Endpoint
+from playground.backends.redact import display_url
+from playground.backends.sse import clean_text, excerpt
 
 
 class RemoteFailure(Exception):
@@ -24,21 +25,24 @@ class RemoteFailure(Exception):
 
 def server_detail(text: str) -> str:
     """The server's own error message out of an error body (OpenAI, Ollama, FastAPI shapes)."""
-    text = text.strip()
+    text = clean_text(text).strip()
     if not text:
         return ""
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return excerpt(text)
     if isinstance(data, dict):
         err = data.get("error", data.get("detail", data.get("message")))
         if isinstance(err, dict):
             err = err.get("message", err)
         if isinstance(err, str):
-            return excerpt(err, 200)
+            return excerpt(clean_text(err), 200)
         if err is not None:
-            return excerpt(json.dumps(err), 200)
+            try:
+                return excerpt(json.dumps(err), 200)
+            except (ValueError, RecursionError):
+                return excerpt(text)
     return excerpt(text)
 
 

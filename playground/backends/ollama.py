@@ -18,7 +18,7 @@ import httpx
 from playground.backends.base import Capabilities
 from playground.backends.faults import RemoteFailure, server_detail
 from playground.backends.remote import Finish, Piece, RemoteBackend, pieces_for
-from playground.backends.sse import MalformedStream, as_logprob, as_text, iter_ndjson, top_alternatives
+from playground.backends.sse import MalformedStream, as_count, as_list, as_logprob, as_rate, as_text, iter_ndjson, top_alternatives
 from playground.params import GenerationRequest
 
 MAX_TOP = 20
@@ -74,9 +74,9 @@ class OllamaBackend(RemoteBackend):
 
     async def parse(self, response: httpx.Response, request: GenerationRequest) -> AsyncIterator[Piece | Finish]:
         top_n = min(request.top_n, MAX_TOP)
-        async for obj in iter_ndjson(response.aiter_lines()):
+        async for obj in iter_ndjson(self.lines(response)):
             if "error" in obj:
-                raise RemoteFailure(f"the server reported an error: {server_detail(str(obj['error']))}")
+                raise RemoteFailure(f"the server reported an error: {_error_text(obj['error'])}")
             if self.chat:
                 message = obj.get("message") or {}
                 if not isinstance(message, dict):
@@ -92,20 +92,24 @@ class OllamaBackend(RemoteBackend):
 
 
 def _entries(logprobs: Any, top_n: int) -> list[Piece]:
-    if not logprobs:
-        return []
-    if not isinstance(logprobs, list):
-        raise MalformedStream("'logprobs' is not a list")
+    """Per-token entries; ones of the wrong shape are skipped (the text stays the server's)."""
     out = []
-    for entry in logprobs:
-        if not isinstance(entry, dict):
-            raise MalformedStream("a logprobs entry is not an object")
-        alts = [(as_text(a.get("token")), as_logprob(a.get("logprob"))) for a in entry.get("top_logprobs") or [] if isinstance(a, dict)]
-        out.append(Piece(as_text(entry.get("token")), as_logprob(entry.get("logprob")), top_alternatives(alts, top_n)))
+    for entry in as_list(logprobs):
+        if not isinstance(entry, dict) or not isinstance(entry.get("token"), str):
+            continue
+        alts = [(a.get("token"), as_logprob(a.get("logprob"))) for a in as_list(entry.get("top_logprobs")) if isinstance(a, dict)]
+        out.append(Piece(as_text(entry["token"]), as_logprob(entry.get("logprob")), top_alternatives(alts, top_n)))
     return out
 
 
 def _finish(obj: dict[str, Any]) -> Finish:
     count, duration = obj.get("prompt_eval_count"), obj.get("prompt_eval_duration")
-    rate = count / (duration / 1e9) if isinstance(count, int) and isinstance(duration, (int, float)) and duration > 0 else None
-    return Finish(str(obj.get("done_reason") or "stop"), prompt_tokens=count if isinstance(count, int) else None, prompt_tok_s=rate)
+    reason = obj.get("done_reason")
+    return Finish(reason if isinstance(reason, str) and reason else "stop", prompt_tokens=as_count(count),
+                  prompt_tok_s=as_rate(count, duration, per_second=1e9))  # ns
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, dict):
+        error = error.get("message")
+    return server_detail(error) if isinstance(error, str) else "(no readable message)"

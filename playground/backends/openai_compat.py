@@ -15,8 +15,19 @@ import httpx
 
 from playground.backends.base import Capabilities
 from playground.backends.faults import RemoteFailure, server_detail
+from playground.backends.sse import excerpt
 from playground.backends.remote import Finish, Piece, RemoteBackend, pieces_for
-from playground.backends.sse import DONE, MalformedStream, as_logprob, as_text, iter_sse, parse_json_object, top_alternatives
+from playground.backends.sse import (
+    DONE,
+    MalformedStream,
+    as_count,
+    as_list,
+    as_logprob,
+    as_text,
+    iter_sse,
+    parse_json_object,
+    top_alternatives,
+)
 from playground.params import GenerationRequest
 
 CHAT_MAX_TOP = 20
@@ -77,61 +88,62 @@ class OpenAIBackend(RemoteBackend):
         top_n = min(request.top_n, self.capabilities.max_alternatives)  # servers may add the chosen one
         finish: Finish | None = None
         prompt_tokens: int | None = None
-        async for event in iter_sse(response.aiter_lines()):
+        async for event in iter_sse(self.lines(response)):
             if event.data.strip() == DONE:
                 break
             obj = parse_json_object(event.data)
             if event.event == "error" or "error" in obj:
                 raise RemoteFailure(f"the server reported an error: {server_detail(event.data)}")
             usage = obj.get("usage")
-            if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
+            if isinstance(usage, dict) and as_count(usage.get("prompt_tokens")) is not None:
                 prompt_tokens = usage["prompt_tokens"]
             choices = obj.get("choices")
             if not choices:
                 continue
             if not isinstance(choices, list) or not isinstance(choices[0], dict):
-                raise MalformedStream(f"'choices' is not a list of objects: {event.data[:80]!r}")
+                raise MalformedStream(f"'choices' is not a list of objects: {excerpt(event.data)}")
             choice = choices[0]
             if self.chat:
-                delta = choice.get("delta") or {}
-                text, entries = as_text(delta.get("content")), _chat_entries(choice.get("logprobs"), top_n)
+                delta = choice.get("delta")
+                delta = delta if isinstance(delta, dict) else {}
+                text, entries = as_text(delta.get("content")), chat_entries(choice.get("logprobs"), top_n)
             else:
-                text, entries = as_text(choice.get("text")), _completion_entries(choice.get("logprobs"), top_n)
+                text, entries = as_text(choice.get("text")), completion_entries(choice.get("logprobs"), top_n)
             for piece in pieces_for(text, entries):
                 yield piece
-            if choice.get("finish_reason"):
-                finish = Finish(str(choice["finish_reason"]))
+            reason = choice.get("finish_reason")
+            if reason:
+                finish = Finish(reason if isinstance(reason, str) else "stop")
         if finish is not None:
             yield Finish(finish.reason, prompt_tokens=prompt_tokens)
 
 
-def _completion_entries(logprobs: Any, top_n: int) -> list[Piece]:
-    """``{"tokens": [...], "token_logprobs": [...], "top_logprobs": [{text: lp}, ...]}``."""
-    if not logprobs:
-        return []
+def completion_entries(logprobs: Any, top_n: int) -> list[Piece]:
+    """``{"tokens": [...], "token_logprobs": [...], "top_logprobs": [{text: lp}, ...]}``.
+
+    Only the tokens are needed; log-probabilities of the wrong type or shape read as unknown.
+    """
     if not isinstance(logprobs, dict):
-        raise MalformedStream("'logprobs' is not an object")
-    tokens = logprobs.get("tokens") or []
-    values = logprobs.get("token_logprobs") or []
-    tops = logprobs.get("top_logprobs") or []
+        return []  # absent, or not the protocol's shape: the tokens simply have no probabilities
+    tokens = [t for t in as_list(logprobs.get("tokens")) if isinstance(t, str)]
+    values = as_list(logprobs.get("token_logprobs"))
+    tops = as_list(logprobs.get("top_logprobs"))
     out = []
     for k, token in enumerate(tokens):
         top = tops[k] if k < len(tops) and isinstance(tops[k], dict) else {}
-        alts = top_alternatives([(str(t), as_logprob(v)) for t, v in top.items()], top_n)
+        alts = top_alternatives([(t, as_logprob(v)) for t, v in top.items()], top_n)
         out.append(Piece(as_text(token), as_logprob(values[k] if k < len(values) else None), alts))
     return out
 
 
-def _chat_entries(logprobs: Any, top_n: int) -> list[Piece]:
+def chat_entries(logprobs: Any, top_n: int) -> list[Piece]:
     """``{"content": [{"token", "logprob", "top_logprobs": [{"token", "logprob"}]}]}``."""
-    if not logprobs:
-        return []
     if not isinstance(logprobs, dict):
-        raise MalformedStream("'logprobs' is not an object")
+        return []
     out = []
-    for entry in logprobs.get("content") or []:
-        if not isinstance(entry, dict):
-            raise MalformedStream("a logprobs entry is not an object")
-        alts = top_alternatives([(as_text(a.get("token")), as_logprob(a.get("logprob"))) for a in entry.get("top_logprobs") or []], top_n)
-        out.append(Piece(as_text(entry.get("token")), as_logprob(entry.get("logprob")), alts))
+    for entry in as_list(logprobs.get("content")):
+        if not isinstance(entry, dict) or not isinstance(entry.get("token"), str):
+            continue  # an entry without a token's text says nothing usable
+        pairs = [(a.get("token"), as_logprob(a.get("logprob"))) for a in as_list(entry.get("top_logprobs")) if isinstance(a, dict)]
+        out.append(Piece(as_text(entry["token"]), as_logprob(entry.get("logprob")), top_alternatives(pairs, top_n)))
     return out

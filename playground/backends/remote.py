@@ -5,30 +5,38 @@ then one Finish). This class turns that into StartEvent, TokenEvent..., Done/Fai
 
 The API key is held in a ``Secret`` (its repr is ``***``), added as ``Authorization`` only to
 requests for the configured base URL's origin, and redirects are never followed, so it cannot
-travel to another host. Every message is passed through ``redact`` before it leaves.
+travel to another host. Every message is passed through ``redact`` before it leaves, and token
+text through a ``TokenRedactor``, with the key and any credentials written into the base URL.
+
+Nothing a server sends ends the stream with a traceback: every fault, including an unforeseen
+one, becomes one FailedEvent after the tokens already received. Time and memory are bounded
+(``timing.Clock``; ``body``'s capped decompression and line lengths).
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
 import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from playground.backends.base import Capabilities
-from playground.backends.endpoints import Endpoint, display_url
+from playground.backends.body import ACCEPT_ENCODING, iter_body, iter_lines, read_error_body
+from playground.backends.endpoints import Endpoint
 from playground.backends.faults import RemoteFailure, http_status_message, transport_message
-from playground.backends.sse import MalformedStream
+from playground.backends.redact import Redactor, TokenRedactor, display_url, guard_logs, url_secrets
+from playground.backends.sse import MalformedStream, excerpt
+from playground.backends.timing import Cancelled, Clock, TimeUp, retry_delay, sleep_unless, until
 from playground.events import Alternative, DoneEvent, FailedEvent, StartEvent, StreamEvent, TokenEvent
 from playground.params import RANDOM_SEED, GenerationRequest
 
-_POLL_S = 0.05  # how often a blocked read looks at the cancel flag
+__all__ = ["Cancelled", "Finish", "Piece", "RemoteBackend", "Secret", "pieces_for", "retry_delay", "same_origin"]
+
 _END = object()
 
 
@@ -71,10 +79,6 @@ class Finish:
     prompt_tok_s: float | None = None
 
 
-class Cancelled(Exception):
-    """The cancel flag was set while we were waiting on the server."""
-
-
 class RemoteBackend:
     """Base of the OpenAI-compatible and Ollama backends (one stream at a time per instance)."""
 
@@ -84,6 +88,8 @@ class RemoteBackend:
         self.endpoint = endpoint.validate()
         self.name = endpoint.name
         self._key = Secret(api_key) if api_key else None
+        self._secrets = Redactor([api_key, *url_secrets(endpoint.base_url)])
+        guard_logs(self._secrets)
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self.capabilities = self.make_capabilities()
@@ -123,39 +129,48 @@ class RemoteBackend:
             params=self.describe_params(request, seed, body),
             backend=self.backend_label,
         )
+        clock = Clock(self.endpoint.deadline, self.endpoint.progress_timeout)
+        tokens = TokenRedactor(self._secrets)
         n, t_first, t_last, finish = 0, None, t0, None
+        reason, failed = "stop", None
         response: httpx.Response | None = None
         parts: AsyncIterator[Piece | Finish] | None = None
         try:
-            response = await self._until(self._open(path, body, cancel), cancel)
+            response = await until(self._open(path, body, cancel, clock), cancel, clock)
             parts = self.parse(response, request)
-            while (item := await self._until(anext(parts, _END), cancel)) is not _END:
+            while (item := await until(anext(parts, _END), cancel, clock)) is not _END:
                 if isinstance(item, Finish):
                     finish = item
                     continue
                 t_last = time.perf_counter()
                 t_first = t_first if t_first is not None else t_last
-                yield TokenEvent(i=n, id=item.id, text=item.text, logprob=item.logprob, p_sampled=None, top=item.top, t=t_last - t0)
+                clock.progress()
+                event = TokenEvent(i=n, id=item.id, text=item.text, logprob=item.logprob, p_sampled=None, top=item.top, t=t_last - t0)
                 n += 1
+                for ready in tokens.push(event):
+                    yield ready
             if finish is None:
                 raise RemoteFailure(f"the stream ended before the server said it was done, after {n} tokens (connection cut?)")
             reason = {"length": "length"}.get(finish.reason, "stop")
         except Cancelled:
             reason = "cancelled"
+        except TimeUp as exc:
+            failed = clock.message(exc.which, n)
         except RemoteFailure as exc:
-            yield self._failed(exc.cause, n)
-            return
+            failed = exc.cause
         except MalformedStream as exc:
-            yield self._failed(f"malformed response after {n} tokens: {exc}", n)
-            return
+            failed = f"malformed response after {n} tokens: {exc}"
         except httpx.HTTPError as exc:
-            yield self._failed(transport_message(exc, self.endpoint, n), n)
-            return
+            failed = transport_message(exc, self.endpoint, n)
+        except Exception as exc:  # a last guard: whatever a server can provoke ends as a failure, not a traceback
+            failed = f"unexpected {type(exc).__name__} reading the response after {n} tokens: {excerpt(str(exc), 200)}"
         finally:
-            if parts is not None:
-                await parts.aclose()  # type: ignore[attr-defined]
-            if response is not None:
-                await response.aclose()  # closes the connection: the server sees the cancel
+            await self._close(parts, response)
+        for ready in tokens.flush():  # tokens held back while they might have begun a secret
+            yield ready
+        if failed is not None:
+            yield self._failed(failed, n)
+            return
         decode_s = t_last - t_first if t_first is not None else 0.0
         yield DoneEvent(
             finish_reason=reason,  # type: ignore[arg-type]
@@ -166,6 +181,20 @@ class RemoteBackend:
             prompt_tokens_evaluated=(finish.prompt_tokens or 0) if finish else 0,
             seed=seed,
         )
+
+    def lines(self, response: httpx.Response) -> AsyncIterator[list[str]]:
+        """The response's text lines in batches: decompressed with a size cap, each line capped too."""
+        return iter_lines(iter_body(response, int(self.endpoint.max_response_mb * 2**20)))
+
+    @staticmethod
+    async def _close(parts: Any, response: httpx.Response | None) -> None:
+        """Close the parser, then the response (the server sees a cancel); a failing close is moot."""
+        for closable in (parts, response):
+            if closable is not None:
+                try:
+                    await closable.aclose()
+                except Exception:  # noqa: BLE001 - the run's outcome is already decided
+                    pass
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -193,9 +222,8 @@ class RemoteBackend:
         }
 
     def redact(self, text: str) -> str:
-        if self._key is not None and self._key.reveal():
-            text = text.replace(self._key.reveal(), "***")
-        return text
+        """``text`` with the key and the URL's credentials masked."""
+        return self._secrets.text(text)
 
     def _failed(self, cause: str, n: int) -> FailedEvent:
         return FailedEvent("Backend", self.redact(f"{self.endpoint.label}: {cause}"), n)
@@ -212,15 +240,19 @@ class RemoteBackend:
         return self._client
 
     def url(self, path: str) -> str:
-        return self.endpoint.base_url.rstrip("/") + path
+        """``path`` under the base URL, keeping its query (``?api-version=...&key=...``)."""
+        parts = urlsplit(self.endpoint.base_url)
+        return urlunsplit(parts._replace(path=parts.path.rstrip("/") + path, fragment=""))
 
     def headers(self, url: str) -> dict[str, str]:
-        """Authorization only for the configured origin (scheme, host, port)."""
-        if self._key is None or not same_origin(url, self.endpoint.base_url):
-            return {}
-        return {"Authorization": f"Bearer {self._key.reveal()}"}
+        """Authorization only for the configured origin (scheme, host, port); only encodings we
+        decode ourselves, with bounded memory."""
+        out = {"Accept-Encoding": ACCEPT_ENCODING}
+        if self._key is not None and same_origin(url, self.endpoint.base_url):
+            out["Authorization"] = f"Bearer {self._key.reveal()}"
+        return out
 
-    async def _open(self, path: str, body: dict[str, Any], cancel: threading.Event) -> httpx.Response:
+    async def _open(self, path: str, body: dict[str, Any], cancel: threading.Event, clock: Clock) -> httpx.Response:
         """POST and return the streaming response once its status is 2xx; retries 429/503 first."""
         client = self._client_for_loop()
         url = self.url(path)
@@ -231,42 +263,21 @@ class RemoteBackend:
             if response.status_code < 300:
                 return response
             try:
-                text = (await response.aread())[:4096].decode("utf-8", "replace")
-            except httpx.HTTPError:
-                text = ""
+                text = await read_error_body(response)  # a few KB at most, however it is compressed
             finally:
                 await response.aclose()
+            said = http_status_message(response, text, e, self._key is not None)
             wait = retry_delay(response, attempt)
             if wait is not None and attempt < e.max_retries:
                 if wait > e.max_retry_wait:
-                    raise RemoteFailure(http_status_message(response, text, e, self._key is not None)
-                                        + f"; the server asks to wait {wait:g} s (more than {e.max_retry_wait:g} s)")
-                await _sleep_unless(cancel, wait)
+                    raise RemoteFailure(f"{said}; the server asks to wait {_seconds(wait)} (more than {e.max_retry_wait:g} s)")
+                if wait >= clock.left():
+                    raise RemoteFailure(f"{said}; the server asks to wait {_seconds(wait)}, past the request's limits")
+                await sleep_unless(cancel, wait)
                 continue
             retries = f" (after {attempt} retries)" if attempt else ""
-            raise RemoteFailure(http_status_message(response, text, e, self._key is not None) + retries)
+            raise RemoteFailure(said + retries)
         raise AssertionError("unreachable")
-
-    async def _until(self, awaitable: Any, cancel: threading.Event) -> Any:
-        """Await ``awaitable`` but give up (Cancelled) soon after ``cancel`` is set."""
-        if cancel.is_set():
-            if asyncio.iscoroutine(awaitable):
-                awaitable.close()  # never started: nothing to clean up
-            raise Cancelled
-        task = asyncio.ensure_future(awaitable)
-        try:
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=_POLL_S)
-                if done:
-                    return task.result()
-                if cancel.is_set():
-                    task.cancel()
-                    await asyncio.wait({task})
-                    raise Cancelled
-        except asyncio.CancelledError:  # our own task is cancelled (e.g. the UI's worker)
-            task.cancel()
-            await asyncio.wait({task})  # let it unwind before the caller closes the stream
-            raise
 
 
 def same_origin(a: str, b: str) -> bool:
@@ -274,33 +285,8 @@ def same_origin(a: str, b: str) -> bool:
     return (ua.scheme, ua.host, ua.port) == (ub.scheme, ub.host, ub.port)
 
 
-def retry_delay(response: httpx.Response, attempt: int) -> float | None:
-    """Seconds to wait before retrying, or None when this status is not retried.
-
-    429 is retried (Retry-After, else 0.5 s doubling); 503 only when it says Retry-After.
-    """
-    status = response.status_code
-    if status not in (429, 503):
-        return None
-    header = response.headers.get("retry-after")
-    if header is None:
-        return 0.5 * 2**attempt if status == 429 else None
-    header = header.strip()
-    if header.isdigit():
-        return float(header)
-    try:
-        when = parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return 0.5 * 2**attempt
-    return max(0.0, when.timestamp() - time.time())
-
-
-async def _sleep_unless(cancel: threading.Event, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        if cancel.is_set():
-            raise Cancelled
-        await asyncio.sleep(min(left, _POLL_S))
+def _seconds(wait: float) -> str:
+    return f"{wait:g} s" if wait < 1e12 else "forever"
 
 
 def pieces_for(text: str, entries: list[Piece]) -> list[Piece]:
