@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from playground.cli_options import OneLineErrorParser
 from playground.commands.output import EXIT_PIPE_CLOSED, discard, error_line
+from playground.config import load_config
 from playground.errors import PlaygroundError
 
 #: sub-command name -> module under playground.commands
@@ -59,8 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(f"playground.commands.{COMMANDS.get(name, name)}")
     args = build_parser(only=name if name in COMMANDS else None).parse_args(argv) if name in COMMANDS else None
     try:
+        # The one settings object: the config file read once, carried to the command on ``args``.
+        config, config_errors = load_config()
         if args is None:
-            return module.main(argv[1:])
+            return module.main(argv[1:], config, config_errors)
+        for error in config_errors:  # headless: say so and go on with the defaults for that value
+            error_line(f"{error.title}: {error.message} (using the default)")
+        args.config, args.config_errors = config, config_errors
         return module.run(args)
     except PlaygroundError as exc:
         error_line(f"{exc.title}: {exc.message}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from playground.config import Config
 from playground.engine_options import EngineChoice
 from playground.errors import InvalidParameterError
 from playground.params import SAMPLER_OPTION_NAMES, GenerationRequest, SamplerParams
@@ -54,22 +55,34 @@ def sampler_from_args(args: argparse.Namespace, base: SamplerParams | None = Non
     return params.replace(**changes).validate()
 
 
+def config_of(args: argparse.Namespace) -> Config:
+    """The settings ``cli.main`` loaded once from the config file (defaults when called directly)."""
+    config = getattr(args, "config", None)
+    return config if isinstance(config, Config) else Config()
+
+
 def request_from_args(args: argparse.Namespace, prompt: str, base: SamplerParams | None = None) -> GenerationRequest:
+    """The request: the command line over the config's ``[sampler]`` and ``[generation]``."""
+    config = config_of(args)
+    opt = lambda name: getattr(args, name, None)  # noqa: E731
     return GenerationRequest(
         prompt=prompt,
-        sampler=sampler_from_args(args, base),
-        max_tokens=args.max_tokens if args.max_tokens is not None else 256,
-        stop=tuple(args.stop or ()),
-        top_n=args.top_n if args.top_n is not None else 10,
+        sampler=sampler_from_args(args, base or config.sampler),
+        max_tokens=opt("max_tokens") if opt("max_tokens") is not None else config.generation.max_tokens,
+        stop=tuple(opt("stop") or ()),
+        top_n=opt("top_n") if opt("top_n") is not None else config.generation.top_n,
     ).validate()
 
 
 def engine_choice_from_args(args: argparse.Namespace) -> EngineChoice:
+    """Which model and how: the command line over the config's ``[model]``."""
+    m = config_of(args).model
+    opt = lambda name: getattr(args, name, None)  # noqa: E731
     return EngineChoice(
-        model_path=args.model,
-        n_ctx=args.ctx_size or 4096,
-        n_gpu_layers=args.n_gpu_layers,
-        n_threads=args.threads,
+        model_path=opt("model") or m.path,
+        n_ctx=opt("ctx_size") or m.ctx_size,
+        n_gpu_layers=opt("n_gpu_layers") if opt("n_gpu_layers") is not None else m.gpu_layers,
+        n_threads=opt("threads") or m.threads,  # None: engine_options.default_threads()
     ).validate()
 
 

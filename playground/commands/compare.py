@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import threading
 from dataclasses import replace
 
 from playground.backends.endpoints import load_endpoints
@@ -20,8 +19,9 @@ from playground.commands.output import Output, error_line
 from playground.compare.events import BatchDone, Divergence, LaneEvent, Vote
 from playground.compare.extract import make_extractor
 from playground.compare.lane_spec import SPEC_HELP, LaneSpec, parse_lane
-from playground.compare.mixed import LaneTarget, MixedRunner, model_key
-from playground.compare.run import MAX_SAMPLES, LaneTranscript, finished, lane_requests, run_compare, sample_requests
+from playground.compare.job import EnginePool, LanePlan, RunJob
+from playground.compare.mixed import LaneTarget
+from playground.compare.run import MAX_SAMPLES, finished, lane_requests, sample_requests
 from playground.errors import InvalidParameterError
 from playground.events import DoneEvent, FailedEvent
 from playground.params import GenerationRequest
@@ -132,96 +132,62 @@ def _extractor_record(args: argparse.Namespace) -> tuple[str, str | None]:
     return "whole_text", None
 
 
-def _load_runners(args, requests, targets, default: str):
-    """One engine and LaneRunner per local model the lanes use (key: the model's resolved path)."""
-    from playground.engine.lanes import LaneRunner, seq_max_for
-
-    groups: dict[str, tuple[str | None, list[GenerationRequest]]] = {}
-    for request, target in zip(requests, targets):
-        if not target.is_remote:
-            key = model_key(target.model, default)
-            path = args.model if key == default else target.model
-            groups.setdefault(key, (path, []))[1].append(request)
-    engines, runners = [], {}
-    try:
-        for key, (path, reqs) in groups.items():
-            choice = replace(engine_choice_from_args(args), model_path=path)
-            if args.ctx_size is None:
-                # The lanes share one unified KV cache: the prompt once, plus every lane's tokens.
-                need = len(reqs[0].prompt.encode("utf-8")) + 8 + sum(r.max_tokens for r in reqs)
-                choice = replace(choice, n_ctx=max(choice.n_ctx, min(need, 32768)))
-            engines.append(choice.load(n_seq_max=seq_max_for(len(reqs))))
-            runners[key] = LaneRunner(engines[-1])
-    except BaseException:
-        _close(runners, engines)
-        raise
-    return runners, engines
-
-
-def _close(runners, engines) -> None:
-    for runner in runners.values():
-        runner.close()
-    for engine in engines:
-        engine.close()
-
-
 def run(args: argparse.Namespace) -> int:
     if args.bench:
         return _bench(args)
     from playground.compare import text_report
-    from playground.model_file import embedded_model_path
 
     prompt = read_prompt(args.prompt)
     requests, targets = _lanes(args, prompt)
     samples = args.samples is not None
     extractor_name, extractor = make_extractor(args.extract, args.extract_last_number, args.extract_json)
-    default = model_key(args.model, "") if args.model else str(embedded_model_path().resolve())
-    runners, engines = _load_runners(args, requests, targets, default)
-    if args.chat:
-        requests = [
-            chat_request(r, None if t.is_remote else runners[model_key(t.model, default)].engine)
-            for r, t in zip(requests, targets)
-        ]
-    recording = RunRecording.from_args(args, kind="vote" if samples else "compare")
-    if samples:
-        recording.recorder.extractor, recording.recorder.extractor_pattern = _extractor_record(args)
-    for k, (request, target) in enumerate(zip(requests, targets)):
-        backend = backend_from_endpoint(target.endpoint) if target.endpoint is not None else None
-        recording.recorder.lane(k, request=request, backend=backend)
-    mixed = any(t.is_remote for t in targets) or len(runners) > 1
-    runner = MixedRunner(targets, runners, default) if mixed else runners[default]
-    cancel = threading.Event()
-    out = Output(on_close=cancel.set)
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
-    lanes: list[LaneTranscript] = []
-    status = 0
+    # Without -c the context grows to hold the prompt plus every lane's tokens (one shared KV cache).
+    pool = EnginePool(engine_choice_from_args(args), fit_context=args.ctx_size is None)
     # dist_size=top_n costs nothing extra and records each token's normaliser for replay.
-    events = run_compare(runner, requests, cancel, diverge=not samples, extractor=extractor if samples else None,
-                         transcripts=lanes, dist_size=max(r.top_n for r in requests))
+    job = RunJob([LanePlan(r, t) for r, t in zip(requests, targets)], pool, dist_size=max(r.top_n for r in requests),
+                 diverge=not samples, extractor=extractor if samples else None)
+    out = Output(on_close=job.cancel)
+    previous = signal.signal(signal.SIGINT, lambda *_: job.cancel())
+    status = 0
     try:
-        for item in events:
-            recording.recorder.feed_compare(item)
-            if isinstance(item, LaneEvent) and isinstance(item.event, FailedEvent):
-                error_line(f"lane {item.lane}: {item.event.title}: {item.event.message}")
-                status = 1
-            if args.json:
-                out.json(item.to_dict())
-            elif isinstance(item, LaneEvent) and isinstance(item.event, (DoneEvent, FailedEvent)):
-                if samples:
-                    answer = extractor(lanes[item.lane].text) if finished(lanes[item.lane]) else None
-                    text_report.write_sample(out, item.lane, lanes[item.lane], answer)
-                else:
-                    text_report.write_lane(out, item.lane, lanes[item.lane])
-            elif isinstance(item, BatchDone):
-                text_report.write_batch(out, item)
-            elif isinstance(item, Divergence):
-                text_report.write_divergence(out, item)
-            elif isinstance(item, Vote):
-                text_report.write_vote(out, item, extractor_name)
+        job.prepare()
+        if args.chat:
+            job.with_requests([chat_request(r, None if t.is_remote else job.local_backend(t).engine)
+                               for r, t in zip(requests, targets)])
+        recording = RunRecording.from_args(args, kind="vote" if samples else "compare")
+        if samples:
+            recording.recorder.extractor, recording.recorder.extractor_pattern = _extractor_record(args)
+        for k, lane in enumerate(job.lanes):
+            endpoint = lane.target.endpoint
+            recording.recorder.lane(k, request=lane.request,
+                                    backend=backend_from_endpoint(endpoint) if endpoint is not None else None)
+        lanes = job.transcripts
+        events = job.stream()
+        try:
+            for item in events:
+                recording.recorder.feed_compare(item)
+                if isinstance(item, LaneEvent) and isinstance(item.event, FailedEvent):
+                    error_line(f"lane {item.lane}: {item.event.title}: {item.event.message}")
+                    status = 1
+                if args.json:
+                    out.json(item.to_dict())
+                elif isinstance(item, LaneEvent) and isinstance(item.event, (DoneEvent, FailedEvent)):
+                    if samples:
+                        answer = extractor(lanes[item.lane].text) if finished(lanes[item.lane]) else None
+                        text_report.write_sample(out, item.lane, lanes[item.lane], answer)
+                    else:
+                        text_report.write_lane(out, item.lane, lanes[item.lane])
+                elif isinstance(item, BatchDone):
+                    text_report.write_batch(out, item)
+                elif isinstance(item, Divergence):
+                    text_report.write_divergence(out, item)
+                elif isinstance(item, Vote):
+                    text_report.write_vote(out, item, extractor_name)
+        finally:
+            events.close()  # the lanes' generators end while their llama.cpp contexts still exist
     finally:
-        events.close()  # the lanes' generators end while their llama.cpp contexts still exist
         signal.signal(signal.SIGINT, previous)
-        _close(runners, engines)
+        pool.close()
     recording.finish()
     return out.status or status
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import signal
-import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from playground import jsonlines
 from playground.commands.output import Output, error_line
-from playground.backends.endpoints import Endpoint, add_backend_options, endpoint_from_args, load_endpoints
+from playground.backends.endpoints import add_backend_options, endpoint_from_args, load_endpoints
 from playground.cli_options import (
     add_chat_option,
     add_model_options,
@@ -19,12 +17,13 @@ from playground.cli_options import (
     read_prompt,
     request_from_args,
 )
+from playground.compare.events import LaneEvent
+from playground.compare.job import EnginePool, LanePlan, RunJob
+from playground.compare.mixed import LaneTarget
 from playground.errors import InvalidParameterError
 from playground.events import DoneEvent, FailedEvent, StreamEvent, TokenEvent
-from playground.params import GenerationRequest
 from playground.prompt_builder import chat_request
 from playground.sessions.cli_recording import RunRecording, add_session_options
-from playground.stream_guard import aguarded, guarded
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,49 +43,36 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidParameterError("give -m (a local model) or a remote backend, not both")
     prompt = read_prompt(args.prompt)
     request = request_from_args(args, prompt)
-    engine = engine_choice_from_args(args).load() if endpoint is None else None
-    cancel = threading.Event()
-    out = Output(on_close=cancel.set)
+    pool = EnginePool(engine_choice_from_args(args))
+    # dist_size=top_n costs nothing extra and records each token's normaliser for replay.
+    job = RunJob([LanePlan(request, LaneTarget(endpoint))], pool, dist_size=request.top_n)
+    out = Output(on_close=job.cancel)
     # First ctrl+c ends the run cleanly (between two tokens locally; remote: the connection is
     # closed), with finish_reason "cancelled"; so does a reader that closes the pipe.
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    previous = signal.signal(signal.SIGINT, lambda *_: job.cancel())
     try:
+        job.prepare()
         if args.chat:
-            request = chat_request(request, engine)
+            request = chat_request(request, None if endpoint else job.local_backend().engine)
+            job.with_requests([request])
         recording = RunRecording.from_args(args, request=request, endpoint=endpoint)
-        if engine is None:
-            status = asyncio.run(run_remote(endpoint, request, cancel, args.json, recording, out))
-        else:
-            # dist_size=top_n costs nothing extra and records each token's normaliser for replay.
-            events = guarded(engine.stream(request, cancel, dist_size=request.top_n))
-            try:
-                status = write_events(recording.tap(events), args.json, out)
-            finally:
-                events.close()  # before the engine is freed: its generator still holds the context
+        events = job.stream()
+        try:
+            status = write_events(recording.tap(lane_events(events)), args.json, out)
+        finally:
+            events.close()  # before the engine is freed: its generator still holds the context
     finally:
         signal.signal(signal.SIGINT, previous)
-        if engine is not None:
-            engine.close()
+        pool.close()
     recording.finish()
     return out.status or status
 
 
-async def run_remote(endpoint: Endpoint, request: GenerationRequest, cancel: threading.Event, as_json: bool,
-                     recording: RunRecording | None = None, out: Output | None = None) -> int:
-    """The same output from a remote server; 1 if the stream failed."""
-    from playground.backends.factory import remote_backend
-
-    out = out or Output()
-    backend = remote_backend(endpoint)
-    status = 0
-    try:
-        events = aguarded(backend.stream(request, cancel))
-        async for event in (recording.atap(events) if recording else events):
-            write_event(event, as_json, out)
-            status = 1 if isinstance(event, FailedEvent) else status
-    finally:
-        await backend.aclose()
-    return status
+def lane_events(items: Iterable[object]) -> Iterator[StreamEvent]:
+    """The stream events of a one-lane job (its items are ``LaneEvent``s)."""
+    for item in items:
+        if isinstance(item, LaneEvent):
+            yield item.event
 
 
 def write_events(events: Iterable[StreamEvent], as_json: bool, out: Output | None = None) -> int:

@@ -18,7 +18,7 @@ from playground.commands.output import Output
 from playground.errors import InvalidParameterError
 from playground.events import DoneEvent, FailedEvent, TokenEvent
 from playground.sessions.check import check_session
-from playground.sessions.replay import replay
+from playground.sessions.replay import replay, skipped_note
 from playground.sessions.schema import Session
 from playground.sessions.store import load
 from playground.sessions.summary import lane_check_line, report_summary
@@ -72,6 +72,8 @@ def _replay(session: Session, speed: float, as_json: bool) -> int:
     single = len(session.lanes) == 1
     for item in replay(session, speed):
         event = item.event
+        if item.skipped_s > 0:  # a recorded pause longer than replay waits: say so, on stderr
+            print(skipped_note(item), file=sys.stderr, flush=True)
         if as_json:
             out.raw(jsonlines.dumps(event, lane=None if single else item.lane) + "\n")
         elif single and isinstance(event, TokenEvent):

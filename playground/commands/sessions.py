@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from playground.cli_options import config_of
 from playground.commands.output import Output
 from playground.sessions.history import history_dir, list_history
 
@@ -11,13 +12,14 @@ from playground.sessions.history import history_dir, list_history
 def add_parser(sub: argparse._SubParsersAction) -> None:
     cmd = sub.add_parser("sessions", help="list the history of runs (every finished run is kept)")
     cmd.add_argument("-n", "--limit", type=int, default=20, metavar="N", help="show the newest N (default 20; 0 = all)")
-    cmd.add_argument("--dir", default=None, metavar="DIR", help="history directory (default: the data directory's sessions/)")
+    cmd.add_argument("--dir", default=None, metavar="DIR",
+                     help="history directory (default: the config's history_dir, else the data directory's sessions/)")
     cmd.add_argument("--json", action="store_true", help="one JSON object per session")
 
 
 def run(args: argparse.Namespace) -> int:
     out = Output()
-    folder = history_dir(args.dir)
+    folder = history_dir(args.dir or config_of(args).history_dir)
     entries = list_history(folder, args.limit or None)
     if args.json:
         for e in entries:

@@ -6,16 +6,22 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from playground.backends.endpoints import add_backend_options, endpoint_from_args, load_endpoints
-from playground.cli_options import OneLineErrorParser, add_model_options, add_sampler_options, sampler_from_args
+from playground.cli_options import (
+    OneLineErrorParser,
+    add_model_options,
+    add_sampler_options,
+    config_of,
+    engine_choice_from_args,
+    request_from_args,
+)
 from playground.config import Config, load_config
-from playground.engine_options import EngineChoice
 from playground.errors import InvalidParameterError, PlaygroundError
 from playground.model_file import check_gguf
-from playground.params import GenerationRequest
 from playground.prompt_builder import PromptSpec
 
 
@@ -54,24 +60,13 @@ def settings_from_args(args: argparse.Namespace, config: Config, errors: list[Pl
         endpoint = endpoint_from_args(args, load_endpoints() if opt("backend") else None)
     if endpoint is not None and opt("model"):
         raise InvalidParameterError("give -m (a local model) or a remote backend, not both")
-    m = config.model
-    model_path = opt("model") or session_model(session) or m.path
     if opt("model"):  # a wrong path is a typo: say so on the command line, not inside the app
         check_gguf(Path(opt("model")).expanduser())
-    choice = EngineChoice(
-        model_path=model_path,
-        n_ctx=opt("ctx_size") or m.ctx_size,
-        n_gpu_layers=opt("n_gpu_layers") if opt("n_gpu_layers") is not None else m.gpu_layers,
-        n_threads=opt("threads") or m.threads,  # None: engine_options.default_threads()
-    ).validate()
+    args.config = config
+    choice = engine_choice_from_args(args)
+    choice = dataclasses.replace(choice, model_path=opt("model") or session_model(session) or config.model.path)
     gen = config.generation
-    request = GenerationRequest(
-        prompt="-",
-        sampler=sampler_from_args(args, config.sampler),
-        max_tokens=opt("max_tokens") if opt("max_tokens") is not None else gen.max_tokens,
-        stop=tuple(opt("stop") or ()),
-        top_n=opt("top_n") if opt("top_n") is not None else gen.top_n,
-    ).validate()
+    request = request_from_args(args, "-")
     prompt = PromptSpec()
     if opt("prompt") is not None:
         prompt = PromptSpec(mode="freeform", text=args.prompt)
@@ -104,8 +99,10 @@ def session_model(loaded: Any) -> str | None:
 
 
 def launch(args: argparse.Namespace, *, session: Any = None, replay_speed: float | None = None) -> int:
-    """Read the config, build the settings from ``args``, run the app; returns the exit status."""
-    config, errors = load_config()
+    """Build the settings from the config ``cli.main`` loaded and ``args``, run the app; returns the
+    exit status."""
+    config = config_of(args)
+    errors = list(getattr(args, "config_errors", None) or ())
     settings = settings_from_args(args, config, list(errors), session=session, replay_speed=replay_speed)
     from playground.ui.app import make_app
 
@@ -113,6 +110,10 @@ def launch(args: argparse.Namespace, *, session: Any = None, replay_speed: float
     return result if isinstance(result, int) else 0
 
 
-def main(argv: list[str]) -> int:
-    """Parse options, read the config, run the app; returns the exit status."""
-    return launch(build_parser().parse_args(argv))
+def main(argv: list[str], config: Config | None = None, errors: list[PlaygroundError] | None = None) -> int:
+    """Parse options and run the app on the config ``cli.main`` read (read here when not given)."""
+    args = build_parser().parse_args(argv)
+    if config is None:
+        config, errors = load_config()
+    args.config, args.config_errors = config, list(errors or ())
+    return launch(args)

@@ -1,6 +1,6 @@
 """Lanes on several models and backends at once, merged into one event stream.
 
-Lanes on the same local model still batch through one ``LaneRunner`` (prompt evaluated once, one
+Lanes on the same local model still batch through one ``LaneSource`` (prompt evaluated once, one
 decode per step); each local model's runner works in its own thread, and every remote lane is an
 asyncio task (all of them on one event loop in one thread). Every source puts its events on one
 queue, so the caller sees ``LaneEvent(lane, event)`` in arrival order, with lane numbers of the
@@ -18,10 +18,11 @@ from pathlib import Path
 
 from playground.backends.endpoints import Endpoint
 from playground.compare.events import BatchDone, LaneEvent
-from playground.engine.lanes import LaneRunner
+from playground.compare.run import LaneSource, lane_stream
 from playground.errors import PlaygroundError
 from playground.events import FailedEvent
 from playground.params import GenerationRequest
+from playground.stream_guard import aguarded
 
 _END = object()
 
@@ -50,12 +51,12 @@ def id_spaces(targets: Sequence[LaneTarget], default: str) -> list[str | None]:
 
 
 class MixedRunner:
-    """Runs lanes whose targets differ; ``runners`` maps each local model key to its LaneRunner.
+    """Runs lanes whose targets differ; ``runners`` maps each local model key to its LaneSource.
 
     The caller loads (and closes) the engines; remote backends are built and closed per run.
     """
 
-    def __init__(self, targets: Sequence[LaneTarget], runners: Mapping[str, LaneRunner], default: str,
+    def __init__(self, targets: Sequence[LaneTarget], runners: Mapping[str, LaneSource], default: str,
                  environ: Mapping[str, str] | None = None) -> None:
         self.targets = list(targets)
         self.runners = dict(runners)
@@ -106,10 +107,10 @@ class MixedRunner:
                 thread.join()
 
     @staticmethod
-    def _local(runner: LaneRunner, lanes: list[int], requests: Sequence[GenerationRequest],
+    def _local(runner: LaneSource, lanes: list[int], requests: Sequence[GenerationRequest],
                cancel: threading.Event, dist_size: int, out: queue.Queue[object]) -> None:
         try:
-            for item in runner.stream([requests[k] for k in lanes], cancel, dist_size=dist_size):
+            for item in lane_stream(runner, [requests[k] for k in lanes], cancel, dist_size):
                 if isinstance(item, LaneEvent):
                     out.put(LaneEvent(lanes[item.lane], item.event))
                 else:
@@ -147,7 +148,8 @@ class MixedRunner:
             out.put(LaneEvent(k, FailedEvent(exc.title, exc.message, 0)))
             return
         try:
-            async for event in backend.stream(request, cancel):
+            # aguarded: whatever a hostile server makes the parser raise fails this lane only.
+            async for event in aguarded(backend.stream(request, cancel)):
                 out.put(LaneEvent(k, event))
         except PlaygroundError as exc:
             out.put(LaneEvent(k, FailedEvent(exc.title, exc.message, 0)))

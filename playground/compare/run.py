@@ -8,28 +8,38 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Protocol
 
 from playground.compare.divergence import divergences
 from playground.compare.events import BatchDone, CompareEvent, LaneEvent
 from playground.compare.extract import Extractor
 from playground.compare.vote import tally
-from playground.engine.lanes import LaneRunner
 from playground.errors import InvalidParameterError, PlaygroundError
-from playground.events import DoneEvent, FailedEvent, StartEvent, TokenEvent
+from playground.events import DoneEvent
 from playground.params import RANDOM_SEED, GenerationRequest, SamplerParams
 from playground.stream_guard import failed_event
+from playground.transcript import Transcript
 
 MAX_SAMPLES = 32
 
 
 class LaneSource(Protocol):
-    """What runs the lanes: a ``LaneRunner`` (one model) or a ``compare.mixed.MixedRunner``."""
+    """What runs the lanes: a ``backends.local.LocalBackend`` or ``LaneRunner`` (one model), or a
+    ``compare.mixed.MixedRunner``."""
 
     def stream(
         self, requests: Sequence[GenerationRequest], cancel: threading.Event | None = None, *, dist_size: int = 0
     ) -> Iterator[LaneEvent | BatchDone]: ...
+
+
+def lane_stream(
+    source: LaneSource, requests: Sequence[GenerationRequest], cancel: threading.Event | None, dist_size: int
+) -> Iterator[LaneEvent | BatchDone]:
+    """``source``'s lane events: a Backend that batches names its lane stream ``stream_lanes``
+    (its ``stream`` is the protocol's one-request async stream)."""
+    run = getattr(source, "stream_lanes", None) or source.stream
+    return run(requests, cancel, dist_size=dist_size)
 
 
 def lane_requests(base: GenerationRequest, samplers: Sequence[SamplerParams]) -> list[GenerationRequest]:
@@ -47,34 +57,17 @@ def sample_requests(base: GenerationRequest, n: int) -> list[GenerationRequest]:
     return [replace(base, sampler=base.sampler.replace(seed=(seed + k) % 2**32)) for k in range(n)]
 
 
-@dataclass
-class LaneTranscript:
-    """What one lane produced so far."""
-
-    start: StartEvent | None = None
-    tokens: list[TokenEvent] = field(default_factory=list)
-    end: DoneEvent | FailedEvent | None = None
-
-    @property
-    def text(self) -> str:
-        tail = self.end.tail if isinstance(self.end, DoneEvent) else ""
-        return "".join(t.text for t in self.tokens) + tail
+#: What one lane produced so far (the core's one transcript).
+LaneTranscript = Transcript
 
 
 def feed(transcripts: list[LaneTranscript], item: LaneEvent) -> None:
     """Record one lane event in its lane's transcript."""
-    lane = transcripts[item.lane]
-    match item.event:
-        case StartEvent():
-            lane.start = item.event
-        case TokenEvent():
-            lane.tokens.append(item.event)
-        case DoneEvent() | FailedEvent():
-            lane.end = item.event
+    transcripts[item.lane].add(item.event)
 
 
 def run_compare(
-    runner: LaneRunner | LaneSource,
+    runner: LaneSource,
     requests: Sequence[GenerationRequest],
     cancel: threading.Event | None = None,
     *,
@@ -94,7 +87,7 @@ def run_compare(
     """
     lanes = transcripts if transcripts is not None else []
     lanes[:] = [LaneTranscript() for _ in requests]
-    stream = runner.stream(requests, cancel, dist_size=dist_size)
+    stream = lane_stream(runner, requests, cancel, dist_size)
     try:
         for item in stream:
             if isinstance(item, LaneEvent):

@@ -53,10 +53,13 @@ class RunRecording:
         backend: BackendSpec | None = None,
         endpoint: Any = None,
         keep_dist: int = 0,
+        history_dir: Path | None = None,
     ) -> None:
-        """``endpoint``: a remote ``backends.endpoints.Endpoint`` (recorded as data, keyless)."""
+        """``endpoint``: a remote ``backends.endpoints.Endpoint`` (recorded as data, keyless);
+        ``history_dir``: the configured history folder (None: the default one)."""
         self.save_to = check_save_target(save_to) if save_to else None
         self.keep_history = keep_history
+        self.history_dir = history_dir
         self.recorder = SessionRecorder(kind=kind, keep_dist=keep_dist)
         if endpoint is not None and backend is None:
             backend = backend_from_endpoint(endpoint)
@@ -65,7 +68,10 @@ class RunRecording:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, **options: Any) -> "RunRecording":
-        return cls(getattr(args, "save", None), not getattr(args, "no_history", False), **options)
+        """From ``--save``/``--no-history`` and the settings ``cli.main`` put on ``args``."""
+        folder = getattr(getattr(args, "config", None), "history_dir", None)
+        return cls(getattr(args, "save", None), not getattr(args, "no_history", False),
+                   history_dir=folder if isinstance(folder, Path) else None, **options)
 
     def feed(self, event: StreamEvent, lane: int = 0) -> None:
         self.recorder.feed(event, lane)
@@ -88,7 +94,7 @@ class RunRecording:
         kept = None
         if self.keep_history:
             try:
-                kept = history.keep(session)
+                kept = history.keep(session, self.history_dir)
             except PlaygroundError as exc:
                 print(f"playground: history not kept: {exc.message}", file=sys.stderr)
         if self.save_to is not None:

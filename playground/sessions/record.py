@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -42,13 +41,7 @@ from playground.sessions.schema import (
     TokenRecord,
     Vote,
 )
-
-Clock = Callable[[], float]
-
-
-def utc_now() -> str:
-    """Now as ISO 8601 UTC to the second (what ``created`` and ``started`` hold)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+from playground.transcript import Clock, Transcript, utc_now
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:
@@ -149,7 +142,7 @@ def token_record(event: TokenEvent, keep_dist: int = 0) -> TokenRecord:
 
 
 class LaneRecorder:
-    """Collects one stream (Start, Token..., Done/Failed) into a Lane."""
+    """Turns one stream's transcript (Start, Token..., Done/Failed) into a stored Lane."""
 
     def __init__(
         self,
@@ -159,48 +152,45 @@ class LaneRecorder:
         label: str = "",
         keep_dist: int = 0,
         clock: Clock = time.monotonic,
+        transcript: Transcript | None = None,
     ) -> None:
+        """``transcript``: one the caller keeps filling (then ``feed`` is not needed)."""
         self.backend = backend
         self.request = request
         self.label = label
         self.keep_dist = keep_dist
-        self._clock = clock
-        self.start: StartEvent | None = None
-        self.tokens: list[TokenRecord] = []
-        self.end: DoneEvent | FailedEvent | None = None
-        self.started = ""
-        self.t_start: float | None = None
-        self._elapsed: float | None = None
-        self._n_vocab: int | None = None
+        self.transcript = transcript if transcript is not None else Transcript(clock=clock)
+
+    @property
+    def start(self) -> StartEvent | None:
+        return self.transcript.start
+
+    @property
+    def end(self) -> DoneEvent | FailedEvent | None:
+        return self.transcript.end
+
+    @property
+    def t_start(self) -> float | None:
+        return self.transcript.t_start
 
     @property
     def finished(self) -> bool:
-        return self.end is not None
+        return self.transcript.finished
 
     def feed(self, event: StreamEvent) -> None:
-        match event:
-            case StartEvent():
-                self.start = event
-                self.started = utc_now()
-                self.t_start = self._clock()
-            case TokenEvent():
-                self.tokens.append(token_record(event, self.keep_dist))
-                if event.dist is not None:
-                    self._n_vocab = event.dist.n_vocab
-            case DoneEvent() | FailedEvent():
-                self.end = event
-                if self.t_start is not None:
-                    self._elapsed = self._clock() - self.t_start
+        self.transcript.add(event)
 
     def lane(self, offset_s: float = 0.0) -> Lane:
         """The lane as recorded so far."""
         start, end, req = self.start, self.end, self.request
+        tokens = tuple(token_record(event, self.keep_dist) for event in self.transcript.tokens)
         params = start.params if start else {}
         receipt = receipt_from_start(start) if start else Receipt()
         if receipt.seed is None and isinstance(end, DoneEvent) and end.seed is not None:
             receipt = dataclasses.replace(receipt, seed=end.seed)
-        if self._n_vocab is not None:
-            receipt = dataclasses.replace(receipt, n_vocab=self._n_vocab)
+        n_vocab = next((t.dist.n_vocab for t in reversed(self.transcript.tokens) if t.dist is not None), None)
+        if n_vocab is not None:
+            receipt = dataclasses.replace(receipt, n_vocab=n_vocab)
         if req is not None:
             sampler = req.sampler
             settings = RequestSettings(req.max_tokens, tuple(req.stop), req.top_n, req.add_special)
@@ -211,13 +201,14 @@ class LaneRecorder:
                 stop=tuple(s for s in params.get("stop", ()) if isinstance(s, str)),
                 top_n=_int(params.get("top_n")) if _int(params.get("top_n")) is not None else RequestSettings.top_n,
             )
-        last_t = self.tokens[-1].t if self.tokens else 0.0
-        elapsed = None if self._elapsed is None else round(max(self._elapsed, last_t), 6)
-        metrics = Metrics(n_tokens=len(self.tokens), elapsed_s=elapsed)
+        last_t = tokens[-1].t if tokens else 0.0
+        seen = self.transcript.elapsed_s
+        elapsed = None if seen is None else round(max(seen, last_t), 6)
+        metrics = Metrics(n_tokens=len(tokens), elapsed_s=elapsed)
         fields: dict[str, Any] = {}
         if isinstance(end, DoneEvent):
             metrics = Metrics(
-                n_tokens=len(self.tokens),
+                n_tokens=len(tokens),
                 ttft_s=_round(end.ttft_s),
                 prompt_tok_s=_round(end.prompt_tok_s, 2),
                 decode_tok_s=_round(end.decode_tok_s, 2),
@@ -234,9 +225,9 @@ class LaneRecorder:
             request=settings,
             messages=req.messages if req is not None else None,
             receipt=receipt,
-            started=self.started,
+            started=self.transcript.started_utc,
             offset_s=round(max(0.0, offset_s), 6),
-            tokens=tuple(self.tokens),
+            tokens=tokens,
             metrics=metrics,
             **fields,
         )

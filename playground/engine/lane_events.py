@@ -1,0 +1,73 @@
+"""Events of a batched lanes run: each lane's stream event tagged with its lane, and the batch summary.
+
+They live beside the engine that yields them (``engine/lanes.py``); ``playground.compare.events``
+re-exports them with the comparison's own events (divergence, vote).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from playground import jsonlines
+from playground.events import StreamEvent
+
+
+@dataclass(frozen=True, slots=True)
+class LaneEvent:
+    """One stream event of lane ``lane`` (0-based, in the order the lanes were given)."""
+
+    lane: int
+    event: StreamEvent
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonlines.event_to_dict(self.event, lane=self.lane)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchDone:
+    """All lanes have ended; timing of the shared work.
+
+    Attributes:
+        n_lanes: lanes in the batch.
+        prompt_tokens: length of the shared prompt.
+        prompt_tokens_evaluated: prompt tokens decoded for this run (once for all lanes; fewer
+            than ``prompt_tokens`` when the previous run's prefix was reused).
+        prompt_s: seconds from the start to the prompt's logits.
+        n_tokens: tokens produced by all lanes together.
+        n_steps: batched decodes after the prompt (each holds one token of every live lane).
+        decode_s: seconds from the first token of any lane to the last token of any lane.
+        decode_tok_s: aggregate decode rate, (n_tokens - lanes that produced a token) / decode_s,
+            the batched analogue of a single run's (n - 1) / decode time.
+        wall_s: seconds from the start to the end of the last lane.
+        lanes: the lanes this batch held, when a mixed run has several batches (one per local
+            model; remote lanes have none); empty: every lane of the run.
+    """
+
+    n_lanes: int
+    prompt_tokens: int
+    prompt_tokens_evaluated: int
+    prompt_s: float
+    n_tokens: int
+    n_steps: int
+    decode_s: float
+    decode_tok_s: float | None
+    wall_s: float
+    lanes: tuple[int, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "event": "batch",
+            "n_lanes": self.n_lanes,
+            "prompt_tokens": self.prompt_tokens,
+            "prompt_tokens_evaluated": self.prompt_tokens_evaluated,
+            "prompt_s": round(self.prompt_s, 6),
+            "n_tokens": self.n_tokens,
+            "n_steps": self.n_steps,
+            "decode_s": round(self.decode_s, 6),
+            "decode_tok_s": None if self.decode_tok_s is None else round(self.decode_tok_s, 2),
+            "wall_s": round(self.wall_s, 6),
+        }
+        if self.lanes:
+            out["lanes"] = list(self.lanes)
+        return out
