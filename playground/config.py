@@ -23,15 +23,41 @@ used for what could not be read, so the app always starts.
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from playground import locations
-from playground.errors import ConfigError, PlaygroundError
-from playground.params import SamplerParams
-from playground.themes import DEFAULT_THEME
+from playground.errors import ConfigError, InvalidParameterError, PlaygroundError
+from playground.params import MAX_TOP_N, SamplerParams
+from playground.themes import DEFAULT_THEME, describe
+
+#: A config file larger than this is not read (a config is a few hundred bytes).
+MAX_CONFIG_BYTES = 1024 * 1024
+
+#: The longest distribution head a run may keep per token (the live sampler view's).
+MAX_DIST_SIZE = 65536
+
+#: The most tokens one run may ask for (a C int in llama.cpp).
+MAX_TOKENS = 2**31 - 1
+
+# The engine's bounds (``engine_options.EngineChoice.validate``), which this lower layer may not
+# import; checked here so that a bad [model] value is reported and the app still starts.
+# tests/test_config_hostile.py checks that both agree.
+MIN_CTX, MAX_CTX = 16, 1 << 20
+MAX_GPU_LAYERS = 100_000
+
+
+def max_threads() -> int:
+    """As ``engine_options.max_threads``: 4 per core this process may run on."""
+    try:
+        cores = max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        cores = max(1, os.cpu_count() or 1)
+    return max(4, 4 * cores)
 
 
 @dataclass(frozen=True)
@@ -45,7 +71,19 @@ class ModelConfig:
     gpu_layers: int | None = None
     """Layers to offload; None = all when the build supports a GPU."""
     threads: int | None = None
-    """CPU threads; None = all cores."""
+    """CPU threads; None = all cores but one (see ``engine_options.default_threads``)."""
+
+    def validate(self) -> "ModelConfig":
+        """Raise InvalidParameterError for a value the engine would refuse; return self."""
+        if self.path is not None and ("\0" in self.path or not self.path.strip()):
+            raise InvalidParameterError("path must be a file path")
+        if not MIN_CTX <= self.ctx_size <= MAX_CTX:
+            raise InvalidParameterError(f"ctx_size must be between {MIN_CTX} and {MAX_CTX} tokens")
+        if self.threads is not None and not 1 <= self.threads <= max_threads():
+            raise InvalidParameterError(f"threads must be between 1 and {max_threads()} (4 per core)")
+        if self.gpu_layers is not None and not -1 <= self.gpu_layers <= MAX_GPU_LAYERS:
+            raise InvalidParameterError("gpu_layers must be -1 (all), 0 or a layer count")
+        return self
 
 
 @dataclass(frozen=True)
@@ -58,6 +96,15 @@ class GenerationConfig:
     """Alternatives reported per token."""
     dist_size: int = 512
     """Head of the raw distribution kept per token for the live sampler view."""
+
+    def validate(self) -> "GenerationConfig":
+        if not 1 <= self.max_tokens <= MAX_TOKENS:
+            raise InvalidParameterError(f"max_tokens must be between 1 and {MAX_TOKENS}")
+        if not 0 <= self.top_n <= MAX_TOP_N:
+            raise InvalidParameterError(f"top_n must be between 0 and {MAX_TOP_N}")
+        if not 0 <= self.dist_size <= MAX_DIST_SIZE:
+            raise InvalidParameterError(f"dist_size must be between 0 and {MAX_DIST_SIZE}")
+        return self
 
 
 @dataclass(frozen=True)
@@ -92,29 +139,57 @@ def _accepts(annotation: str, value: Any) -> bool:
     return False
 
 
+def _valid(cls: type, values: dict[str, Any]) -> str | None:
+    """Why ``cls(**values)`` is out of range, or None when it is fine."""
+    try:
+        built = cls(**values)
+        if hasattr(built, "validate"):
+            built.validate()
+    except PlaygroundError as exc:
+        return exc.message
+    except (TypeError, ValueError, OverflowError) as exc:  # a dataclass's own checks
+        return str(exc)
+    return None
+
+
 def _typed(section: str, cls: type, data: Any, errors: list[ConfigError], aliases: dict[str, str] | None = None):
-    """Build ``cls`` from a TOML table, keeping defaults for bad or unknown keys (reported)."""
+    """Build ``cls`` from a TOML table, keeping defaults for bad or unknown keys (each reported)."""
     if not isinstance(data, dict):
-        errors.append(ConfigError(f"[{section}] must be a table"))
+        errors.append(ConfigError(f"[{section}] must be a table, not {describe(data)}"))
         return cls()
     fields = {f.name: str(f.type) for f in dataclasses.fields(cls)}
     good: dict[str, Any] = {}
     for key, value in data.items():
         name = (aliases or {}).get(key, key)
         if name not in fields:
-            errors.append(ConfigError(f"[{section}] unknown key '{key}'"))
+            errors.append(ConfigError(f"[{section}] unknown key {describe(key)}"))
         elif not _accepts(fields[name], value):
-            errors.append(ConfigError(f"[{section}] '{key}' should be {fields[name]}, not {value!r}"))
+            errors.append(ConfigError(f"[{section}] '{key}' should be {fields[name]}, not {describe(value)}"))
+        elif isinstance(value, float) and not math.isfinite(value):
+            errors.append(ConfigError(f"[{section}] '{key}' must be a finite number, not {value}"))
         else:
             good[name] = float(value) if fields[name] == "float" else value
-    try:
-        built = cls(**good)
-        if hasattr(built, "validate"):
-            built.validate()
-        return built
-    except PlaygroundError as exc:
-        errors.append(ConfigError(f"[{section}] {exc.message}; using the defaults"))
+    # Each value alone first, so one bad value costs only itself, then all together.
+    for name in list(good):
+        problem = _valid(cls, {name: good[name]})
+        if problem is not None:
+            errors.append(ConfigError(f"[{section}] '{name}': {problem}; using the default"))
+            del good[name]
+    problem = _valid(cls, good)
+    if problem is not None:
+        errors.append(ConfigError(f"[{section}] {problem}; using the defaults"))
         return cls()
+    return cls(**good)
+
+
+def _name_ok(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip()) and len(value) <= 200 and value.isprintable()
+
+
+def _path(value: Any) -> Path | None:
+    if isinstance(value, str) and value.strip() and "\0" not in value:
+        return Path(value).expanduser()
+    return None
 
 
 def parse_config(text: str, source: str = "config.toml") -> tuple[Config, list[ConfigError]]:
@@ -124,41 +199,48 @@ def parse_config(text: str, source: str = "config.toml") -> tuple[Config, list[C
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         return Config(), [ConfigError(f"{source}: not valid TOML ({exc}); using the defaults")]
+    except RecursionError:
+        return Config(), [ConfigError(f"{source}: not a config (TOML nested too deeply); using the defaults")]
     # [backends.NAME] tables are read by backends.endpoints.load_endpoints
     known = {"theme", "model", "sampler", "generation", "keymap", "history_dir", "backends"}
     for key in data:
         if key not in known:
-            errors.append(ConfigError(f"unknown key '{key}'"))
+            errors.append(ConfigError(f"unknown key {describe(key)}"))
     changes: dict[str, Any] = {}
     theme = data.get("theme", DEFAULT_THEME)
-    if isinstance(theme, str) and theme:
+    if _name_ok(theme):
         changes["theme"] = theme
     else:
-        errors.append(ConfigError("'theme' must be a theme name"))
+        errors.append(ConfigError(f"'theme' must be a theme name, not {describe(theme)}"))
     if "model" in data:
         changes["model"] = _typed("model", ModelConfig, data["model"], errors)
+    generation: dict[str, Any] = {}
     if "sampler" in data:
         sampler = dict(data["sampler"]) if isinstance(data["sampler"], dict) else data["sampler"]
-        generation = {}
         if isinstance(sampler, dict):  # max_tokens reads naturally under [sampler] too
             generation = {k: sampler.pop(k) for k in ("max_tokens", "top_n") if k in sampler}
         changes["sampler"] = _typed("sampler", SamplerParams, sampler, errors, {"temp": "temperature"})
-    else:
-        generation = {}
     section = data.get("generation", {})
     if generation or "generation" in data:
         merged = {**section, **generation} if isinstance(section, dict) else section
         changes["generation"] = _typed("generation", GenerationConfig, merged, errors)
     keymap = data.get("keymap", {})
-    if isinstance(keymap, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in keymap.items()):
-        changes["keymap"] = dict(keymap)
+    if isinstance(keymap, dict):
+        changes["keymap"] = {}
+        for key, keys in keymap.items():
+            if _name_ok(key) and _name_ok(keys):
+                changes["keymap"][key] = keys
+            else:
+                errors.append(ConfigError(f"[keymap] {describe(key)} must map a binding id to keys "
+                                          f"such as \"ctrl+g,f5\", not {describe(keys)}"))
     else:
-        errors.append(ConfigError("[keymap] must map binding ids to key strings"))
+        errors.append(ConfigError(f"[keymap] must be a table of binding ids to keys, not {describe(keymap)}"))
     if "history_dir" in data:
-        if isinstance(data["history_dir"], str):
-            changes["history_dir"] = Path(data["history_dir"]).expanduser()
+        folder = _path(data["history_dir"])
+        if folder is not None:
+            changes["history_dir"] = folder
         else:
-            errors.append(ConfigError("'history_dir' must be a path"))
+            errors.append(ConfigError(f"'history_dir' must be a path, not {describe(data['history_dir'])}"))
     return Config(**changes), [ConfigError(f"{source}: {e.message}") for e in errors]
 
 
@@ -166,7 +248,12 @@ def load_config(path: Path | None = None) -> tuple[Config, list[ConfigError]]:
     """Read the config file (absent = defaults, no error)."""
     path = path or locations.config_file()
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            return Config(), [ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB, not a config; "
+                                          "using the defaults")]
+        text = data.decode("utf-8")
     except FileNotFoundError:
         return Config(), []
     except (OSError, UnicodeDecodeError) as exc:

@@ -44,7 +44,22 @@ APP_VARIABLES: dict[str, str] = {
     "token-selected": "#3a3a5a",
 }
 
-_COLOR = re.compile(r"^(#[0-9a-fA-F]{3,8}|(rgb|hsl)a?\([^)]*\)|[a-z]+)$")
+# The shapes Textual's Color.parse takes (the UI still asks Textual, which has the last word).
+_COLOR = re.compile(r"^(#([0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})|(rgb|hsl)a?\([^)]{0,60}\)|[a-z][a-z0-9_]{0,40})$")
+
+#: A theme's name: shown in notifications and used in the config, so plain.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
+
+#: A theme file larger than this is not a theme.
+MAX_THEME_BYTES = 256 * 1024
+
+
+def describe(value: object) -> str:
+    """A short, safe rendering of a TOML value for an error message (never a huge or deep repr)."""
+    if isinstance(value, (dict, list)):
+        return "a table" if isinstance(value, dict) else "an array"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @dataclass(frozen=True)
@@ -70,30 +85,51 @@ def parse_theme(text: str, source: Path | None = None) -> ThemeSpec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: not valid TOML ({exc})", title="Theme") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: not a theme (TOML nested too deeply)", title="Theme") from None
     name = data.get("name") or (source.stem if source else None)
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"{where}: 'name' must be a non-empty string", title="Theme")
+    if not isinstance(name, str) or not _NAME.match(name.strip()):
+        raise ConfigError(f"{where}: 'name' must be a plain name (letters, digits, - _ . +), not {describe(name)}",
+                          title="Theme")
     dark = data.get("dark", True)
     if not isinstance(dark, bool):
         raise ConfigError(f"{where}: 'dark' must be true or false", title="Theme")
+    unknown = [k for k in data if k not in ("name", "dark", "colors", "variables")]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {describe(unknown[0])}", title="Theme")
     colors = _color_table(data.get("colors", {}), where, "colors", allowed=BASE_COLORS)
     if "primary" not in colors:
         raise ConfigError(f"{where}: [colors] needs at least 'primary'", title="Theme")
-    variables = _color_table(data.get("variables", {}), where, "variables", allowed=None)
+    # Only the playground's own variables: Textual's (e.g. block-cursor-text-style) are not all
+    # colours, and a wrong value there breaks every stylesheet at startup.
+    variables = _color_table(data.get("variables", {}), where, "variables", allowed=tuple(APP_VARIABLES))
     return ThemeSpec(name.strip(), dark, colors, {**APP_VARIABLES, **variables}, source)
 
 
-def _color_table(table: object, where: str, section: str, *, allowed: tuple[str, ...] | None) -> dict[str, str]:
+def _color_table(table: object, where: str, section: str, *, allowed: tuple[str, ...]) -> dict[str, str]:
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: [{section}] must be a table", title="Theme")
     out: dict[str, str] = {}
     for key, value in table.items():
-        if allowed is not None and key not in allowed:
-            raise ConfigError(f"{where}: unknown colour '{key}' in [{section}]", title="Theme")
+        if key not in allowed:
+            what = "colour" if section == "colors" else "variable"
+            raise ConfigError(f"{where}: unknown {what} {describe(key)} in [{section}]", title="Theme")
         if not isinstance(value, str) or not _COLOR.match(value.strip()):
-            raise ConfigError(f"{where}: '{key}' is not a colour ({value!r})", title="Theme")
+            raise ConfigError(f"{where}: [{section}] '{key}' is not a colour ({describe(value)})", title="Theme")
         out[key] = value.strip()
     return out
+
+
+def read_theme(path: Path) -> ThemeSpec:
+    """Read and parse one theme file (ConfigError naming the file when it cannot be)."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_THEME_BYTES + 1)
+        if len(data) > MAX_THEME_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_THEME_BYTES // 1024} KiB; not a theme", title="Theme")
+        return parse_theme(data.decode("utf-8"), path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})", title="Theme") from None
 
 
 def load_dir(directory: Path) -> tuple[list[ThemeSpec], list[ConfigError]]:
@@ -102,13 +138,15 @@ def load_dir(directory: Path) -> tuple[list[ThemeSpec], list[ConfigError]]:
     errors: list[ConfigError] = []
     if not directory.is_dir():
         return themes, errors
-    for path in sorted(directory.glob("*.toml")):
+    try:
+        paths = sorted(directory.glob("*.toml"))
+    except OSError as exc:
+        return themes, [ConfigError(f"{directory}: cannot list the themes ({exc.strerror})", title="Theme")]
+    for path in paths:
         try:
-            themes.append(parse_theme(path.read_text(encoding="utf-8"), path))
+            themes.append(read_theme(path))
         except ConfigError as exc:
             errors.append(exc)
-        except (OSError, UnicodeDecodeError) as exc:
-            errors.append(ConfigError(f"{path}: cannot read ({exc})", title="Theme"))
     return themes, errors
 
 

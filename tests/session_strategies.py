@@ -94,6 +94,8 @@ def token_lists(draw: st.DrawFn) -> tuple[TokenRecord, ...]:
             entropy=draw(st.none() | small_float),
             log_z=draw(st.none() | st.floats(-1e3, 1e3)),
             dist=dist,
+            bad_values=tuple(draw(st.lists(st.sampled_from(["logprob", "p_sampled", "top", "t", "entropy"]),
+                                           max_size=2, unique=True))),
         ))
     return tuple(out)
 
@@ -144,4 +146,5 @@ def sessions(draw: st.DrawFn) -> Session:
         template_mode=draw(st.sampled_from(["plain", "chat"])),
         lanes=lane_list,
         vote=vote,
+        trimmed=tuple(draw(st.lists(text, max_size=2))),
     )

@@ -299,12 +299,13 @@ def test_interrupt_during_save_keeps_the_old_file(tmp_path, monkeypatch):
 
 KILL_CHILD = textwrap.dedent(
     """
-    import os, sys, time
+    import os, stat, sys, time
     from playground.sessions.schema import Lane, Session, TokenRecord
     from playground.sessions.store import save
     real_fsync = os.fsync
     def slow_fsync(fd):  # widen the window between writing the temp file and renaming it
-        time.sleep(0.05)
+        if stat.S_ISREG(os.fstat(fd).st_mode):  # the temp file's fsync, not the directory's
+            time.sleep(0.2)
         real_fsync(fd)
     os.fsync = slow_fsync
     def session(n):

@@ -6,7 +6,6 @@ import argparse
 import signal
 from dataclasses import replace
 
-from playground.backends.endpoints import load_endpoints
 from playground.cli_options import (
     add_model_options,
     add_chat_option,
@@ -19,7 +18,7 @@ from playground.commands.output import Output, error_line
 from playground.compare.events import BatchDone, Divergence, LaneEvent, Vote
 from playground.compare.extract import make_extractor
 from playground.compare.lane_spec import SPEC_HELP, LaneSpec, parse_lane
-from playground.compare.job import EnginePool, LanePlan, RunJob
+from playground.compare.job import EnginePool, LanePlan, RunJob, lane_targets
 from playground.compare.mixed import LaneTarget
 from playground.compare.run import MAX_SAMPLES, finished, lane_requests, sample_requests
 from playground.errors import InvalidParameterError
@@ -98,7 +97,7 @@ def _lanes(args: argparse.Namespace, prompt: str) -> tuple[list[GenerationReques
             raise InvalidParameterError("--samples runs one setting: give at most one --lane with it")
         lane = parse_lane(specs[0], base.sampler) if specs else LaneSpec(base.sampler)
         requests = sample_requests(replace(base, sampler=lane.sampler), args.samples)
-        return requests, _targets([lane] * len(requests))
+        return requests, lane_targets([lane] * len(requests))
     if args.extract is not None or args.extract_last_number or args.extract_json is not None:
         raise InvalidParameterError("the answer extractors need --samples N")
     if not specs:
@@ -106,19 +105,7 @@ def _lanes(args: argparse.Namespace, prompt: str) -> tuple[list[GenerationReques
     if len(specs) > MAX_SAMPLES:
         raise InvalidParameterError(f"at most {MAX_SAMPLES} lanes")
     lanes = [parse_lane(spec, base.sampler) for spec in specs]
-    return lane_requests(base, [lane.sampler for lane in lanes]), _targets(lanes)
-
-
-def _targets(lanes: list[LaneSpec]) -> list[LaneTarget]:
-    """Endpoints looked up by name (the config is read only when a lane names a backend)."""
-    configured = load_endpoints() if any(lane.backend for lane in lanes) else {}
-    targets = []
-    for lane in lanes:
-        if lane.backend is not None and lane.backend not in configured:
-            known = ", ".join(sorted(configured)) or "none configured"
-            raise InvalidParameterError(f"no backend named '{lane.backend}' in the config (known: {known})")
-        targets.append(LaneTarget(configured[lane.backend] if lane.backend else None, lane.model))
-    return targets
+    return lane_requests(base, [lane.sampler for lane in lanes]), lane_targets(lanes)
 
 
 def _extractor_record(args: argparse.Namespace) -> tuple[str, str | None]:

@@ -19,16 +19,33 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from playground.backends.endpoints import Endpoint, load_endpoints
 from playground.backends.local import LocalBackend
 from playground.compare.events import CompareEvent
 from playground.compare.extract import Extractor
+from playground.compare.lane_spec import LaneSpec
 from playground.compare.mixed import LaneTarget, MixedRunner, model_key
 from playground.compare.run import LaneTranscript, run_compare
 from playground.engine_options import EngineChoice
+from playground.errors import InvalidParameterError
 from playground.params import GenerationRequest
 
 #: When no context size is given, a pool grows the context to hold a job's lanes up to this.
 MAX_AUTO_CTX = 32768
+
+
+def lane_targets(lanes: Sequence[LaneSpec], endpoints: Mapping[str, Endpoint] | None = None) -> list[LaneTarget]:
+    """Where each lane runs; a ``backend=NAME`` is looked up in ``endpoints`` (the config's
+    ``[backends]``, read only when a lane names one)."""
+    if endpoints is None:
+        endpoints = load_endpoints() if any(lane.backend for lane in lanes) else {}
+    targets = []
+    for lane in lanes:
+        if lane.backend is not None and lane.backend not in endpoints:
+            known = ", ".join(sorted(endpoints)) or "none configured"
+            raise InvalidParameterError(f"no backend named '{lane.backend}' in the config (known: {known})")
+        targets.append(LaneTarget(endpoints[lane.backend] if lane.backend else None, lane.model))
+    return targets
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,23 @@ def _default(f: dataclasses.Field) -> Any:
     return dataclasses.MISSING
 
 
+_SCALARS = (str, int, type(None))  # bool is an int
+
+
+def _number(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"cannot write a non-finite number ({value})")
+    return value
+
+
 def encode(value: Any, *, full: bool = False) -> Any:
     """The JSON value for ``value`` (dataclass, tuple, list, dict or scalar)."""
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, float):
+        return _number(value)
+    if type(value) is Alternative:  # the bulk of a file (up to 100 per token): the short way
+        return [value.id, value.text, _number(value.logprob)]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         if type(value) in COMPACT:
             return [encode(getattr(value, f.name)) for f in dataclasses.fields(value)]
@@ -60,17 +75,20 @@ def encode(value: Any, *, full: bool = False) -> Any:
         return [encode(v) for v in value]
     if isinstance(value, dict):
         return {str(k): encode(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"cannot write a non-finite number ({value})")
     return value
 
 
 def _describe(value: Any) -> str:
+    if isinstance(value, str) and len(value) > 40:
+        value = value[:40]  # repr of a 50 MB string only to cut it: no
+    elif isinstance(value, (list, dict)):
+        return ""  # kind() already says what it is; a repr could be huge or deeply nested
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _kind(value: Any) -> str:
+def kind(value: Any) -> str:
+    """What a JSON value is, in words ("an array", "null"...), for error messages."""
     return {dict: "an object", list: "an array", str: "a string", bool: "true/false",
             int: "an integer", float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
 
@@ -96,25 +114,33 @@ def decode(tp: Any, value: Any, path: str = "") -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise SchemaError(path, f"expected true/false, got {_kind(value)}")
+        raise SchemaError(path, f"expected true/false, got {kind(value)}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise SchemaError(path, f"expected an integer, got {_kind(value)} {_describe(value)}")
+        raise SchemaError(path, f"expected an integer, got {kind(value)} {_describe(value)}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not math.isfinite(value):
+            try:
+                number = float(value)
+            except OverflowError:  # an integer of hundreds of digits
+                raise SchemaError(path, "a number too large to be one") from None
+            if not math.isfinite(number):
                 raise SchemaError(path, "expected a finite number")
-            return float(value)
-        raise SchemaError(path, f"expected a number, got {_kind(value)} {_describe(value)}")
+            return number
+        raise SchemaError(path, f"expected a number, got {kind(value)} {_describe(value)}")
     if tp is str:
         if isinstance(value, str):
             return value
-        raise SchemaError(path, f"expected a string, got {_kind(value)} {_describe(value)}")
+        raise SchemaError(path, f"expected a string, got {kind(value)} {_describe(value)}")
     if origin in (tuple, list):
         if not isinstance(value, list):
-            raise SchemaError(path, f"expected an array, got {_kind(value)}")
+            raise SchemaError(path, f"expected an array, got {kind(value)}")
         if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+            if args[0] is Alternative:  # the bulk of a file: the short way, the long one on a problem
+                fast = [_fast_alternative(v) for v in value]
+                if all(a is not None for a in fast):
+                    return tuple(fast)
             return tuple(decode(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
         if origin is tuple:
             if len(value) != len(args):
@@ -123,11 +149,19 @@ def decode(tp: Any, value: Any, path: str = "") -> Any:
         return [decode(args[0], v, f"{path}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise SchemaError(path, f"expected an object, got {_kind(value)}")
+            raise SchemaError(path, f"expected an object, got {kind(value)}")
         return {k: decode(args[1], v, f"{path}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return _decode_dataclass(tp, value, path)
     raise SchemaError(path, f"unsupported type {tp!r} in schema")
+
+
+def _fast_alternative(value: Any) -> Alternative | None:
+    if type(value) is list and len(value) == 3:
+        tid, text, logprob = value
+        if type(tid) is int and type(text) is str and type(logprob) is float and math.isfinite(logprob):
+            return Alternative(tid, text, logprob)
+    return None
 
 
 def _decode_dataclass(cls: type, value: Any, path: str) -> Any:
@@ -138,7 +172,7 @@ def _decode_dataclass(cls: type, value: Any, path: str) -> Any:
             raise SchemaError(path, f"expected an array of {len(fields)} items ({', '.join(f.name for f in fields)})")
         return cls(*(decode(hints[f.name], v, f"{path}[{i}]") for i, (f, v) in enumerate(zip(fields, value))))
     if not isinstance(value, dict):
-        raise SchemaError(path, f"expected an object, got {_kind(value)}")
+        raise SchemaError(path, f"expected an object, got {kind(value)}")
     names = {f.name for f in fields}
     unknown = [k for k in value if k not in names]
     if unknown:

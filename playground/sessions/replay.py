@@ -3,11 +3,16 @@
 The events are the same typed events a live run yields (Start, Token..., Done/Failed), rebuilt from
 the trace, so the front ends show probabilities, the inspector and the distribution view on replayed
 tokens exactly as on live ones. ``timeline`` is pure; ``replay`` and ``areplay`` only add the waiting.
+
+No single wait is longer than ``MAX_WAIT_S``: a recorded pause of an hour (a stalled server, a
+laptop asleep, a hand edit) is cut short, the rest of the replay keeps its relative timing, and
+the item after the pause says how much was skipped (``ReplayItem.skipped_s``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +25,10 @@ from playground.events import DoneEvent, FailedEvent, RawDistribution, StartEven
 from playground.sessions.schema import Lane, Session, TokenRecord
 
 
+#: The longest a replay waits for one item, in seconds of real time (whatever the speed).
+MAX_WAIT_S = 5.0
+
+
 @dataclass(frozen=True, slots=True)
 class ReplayItem:
     """One event of one lane, due ``at`` seconds after the replay starts (at speed 1)."""
@@ -27,6 +36,14 @@ class ReplayItem:
     at: float
     lane: int
     event: StreamEvent
+    skipped_s: float = 0.0
+    """Recorded seconds of a pause before this item that the replay did not wait (see MAX_WAIT_S)."""
+
+
+def skipped_note(item: ReplayItem) -> str:
+    """One line saying that a long pause was cut short (for the front ends to show)."""
+    return (f"replay: skipped {item.skipped_s:.1f} s of a recorded pause before this event "
+            f"(waits are capped at {MAX_WAIT_S:g} s)")
 
 
 def start_event(lane: Lane) -> StartEvent:
@@ -129,6 +146,24 @@ def _check_speed(speed: float) -> None:
         raise InvalidParameterError("replay speed must be 0 (instant) or positive")
 
 
+def _paced(items: list[ReplayItem], speed: float, now: Callable[[], float]) -> Iterator[tuple[float, ReplayItem]]:
+    """Each item with how long to wait before it; waits past MAX_WAIT_S are cut to it.
+
+    Waits are measured from the replay's start, not between items, so slow consumers do not
+    make the replay drift further behind; a cut pause moves that start forward by what it skipped.
+    """
+    t0 = now()
+    shift = 0.0  # recorded seconds skipped so far
+    for item in items:
+        delay = t0 + (item.at - shift) / speed - now() if speed > 0 else 0.0
+        if delay > MAX_WAIT_S:  # also an infinite delay (a tiny speed): only finite values are kept
+            skip = (item.at - shift) - (now() - t0 + MAX_WAIT_S) * speed
+            shift += skip
+            item = dataclasses.replace(item, skipped_s=skip)
+            delay = MAX_WAIT_S
+        yield delay, item
+
+
 def replay(
     session: Session,
     speed: float = 1.0,
@@ -136,19 +171,11 @@ def replay(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[ReplayItem]:
-    """Yield the timeline, each item when it is due: recorded time / ``speed``; 0 = no waiting.
-
-    Waits are measured from the replay's start, not between items, so slow consumers do not
-    make the replay drift further behind.
-    """
+    """Yield the timeline, each item when it is due: recorded time / ``speed``; 0 = no waiting."""
     _check_speed(speed)
-    items = timeline(session)
-    t0 = clock()
-    for item in items:
-        if speed > 0:
-            delay = t0 + item.at / speed - clock()
-            if delay > 0:
-                sleep(delay)
+    for delay, item in _paced(timeline(session), speed, clock):
+        if delay > 0:
+            sleep(delay)
         yield item
 
 
@@ -156,10 +183,7 @@ async def areplay(session: Session, speed: float = 1.0) -> AsyncIterator[ReplayI
     """``replay`` for an event loop (the UI): waits with ``asyncio.sleep``."""
     _check_speed(speed)
     loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    for item in timeline(session):
-        if speed > 0:
-            delay = t0 + item.at / speed - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+    for delay, item in _paced(timeline(session), speed, loop.time):
+        if delay > 0:
+            await asyncio.sleep(delay)
         yield item

@@ -91,6 +91,9 @@ class Receipt:
     prompt_text: str = ""
     """The fully rendered prompt that was sent."""
     prompt_tokens: tuple[int, ...] = ()
+    prefill_chunk: int | None = None
+    """Prompt tokens per decode in the engine's canonical schedule (part of the result); None: a
+    recording from before the schedule was recorded (the prompt went in one batch of 512-token ubatches)."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,9 @@ class TokenRecord:
     log_z: float | None = None
     """Log normaliser of the raw logits (raw logit = logprob + log_z), for penalty maths on replay."""
     dist: DistHead | None = None
+    bad_values: tuple[str, ...] = ()
+    """Names of this token's values that were NaN, infinite or impossible when it was saved (a
+    damaged model, a broken server): stored as null (or dropped, for ``top``/``dist``), the token kept."""
 
 
 @dataclass(frozen=True)
@@ -203,3 +209,6 @@ class Session:
     template_mode: Literal["plain", "chat"] = field(default="plain", metadata=FULL)
     lanes: tuple[Lane, ...] = ()
     vote: Vote | None = None
+    trimmed: tuple[str, ...] = ()
+    """What the writer cut or dropped to keep the file within ``limits`` (one line each, with the
+    path), so that a reader knows the run is not whole there."""

@@ -76,7 +76,14 @@ def session_summary(session: Session, *, source: str = "", upgraded_from: int | 
         lines.append(f"lane {k}{label}: {backend_line(lane)}")
         lines.append(f"  {sampler_line(lane)}")
         lines.append(f"  {lane_outcome(lane)}")
+        n_bad = sum(bool(tok.bad_values) for tok in lane.tokens)
+        if n_bad:
+            lines.append(f"  {n_bad} token(s) had NaN, infinite or impossible values, stored as null")
         lines.append(f"  > {_short(lane.text, 100)}")
+    for note in session.trimmed[:10]:
+        lines.append(f"trimmed when saved: {_short(note, 200)}")
+    if len(session.trimmed) > 10:
+        lines.append(f"trimmed when saved: ... and {len(session.trimmed) - 10} more")
     if session.vote is not None:
         v = session.vote
         agree = f"{v.agreement:.0%}" if v.agreement is not None else "?"
