@@ -297,7 +297,8 @@ async def test_a_multi_lane_session_shows_lane_one_with_a_note(engine, tmp_path)
     assert len(session.lanes) > 1
     app = make_app(settings(engine, tmp_path, session=load(path)))
     async with app.run_test(size=SIZE) as pilot:
-        screen = app.screen
+        # the compare screen may already be on top: the main screen is the one beneath it
+        screen = next(s for s in app.screen_stack if isinstance(s, MainScreen))
         await until(pilot, lambda: screen.record.source == "session" and screen.record.finished, what="the open")
         assert [t.id for t in screen.record.tokens] == [t.id for t in session.lanes[0].tokens]
         note = f"{len(session.lanes)} lanes — all on the compare screen (ctrl+l)"
@@ -311,9 +312,10 @@ async def test_saving_an_opened_session_keeps_all_its_lanes(engine, tmp_path):
     out = tmp_path / "copy.json"
     app = make_app(settings(engine, tmp_path, session=load(source)))
     async with app.run_test(size=SIZE) as pilot:
-        screen = app.screen
+        # the compare screen may already be on top: the main screen (beneath it) saves the whole session
+        screen = next(s for s in app.screen_stack if isinstance(s, MainScreen))
         await until(pilot, lambda: screen.record.finished, what="the open")
-        await pilot.press("ctrl+s")
+        screen.action_save_session()  # what ctrl+s does there
         await pilot.pause()
         await choose_file(pilot, out)
         await until(pilot, lambda: screen.last_saved == out, what="the save")

@@ -52,3 +52,55 @@ def test_main_screen_after_greedy_generation(snap_compare, engine):
         await pilot.pause(0.3)
 
     assert snap_compare(app_for(engine), terminal_size=SIZE, run_before=generate)
+
+
+SIZES = [(80, 24), (120, 40), (160, 48)]
+"""An SSH terminal, a laptop window, a wide screen: each width has its own layout (app.tcss)."""
+
+
+async def _generate(pilot) -> None:
+    await pilot.pause()
+    await pilot.press("ctrl+g")
+    screen = pilot.app.screen
+    deadline = time.monotonic() + 60
+    await pilot.pause()
+    while screen._generating:
+        assert time.monotonic() < deadline
+        await pilot.pause(0.05)
+    await pilot.pause(0.3)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_main_screen_at_each_size(snap_compare, engine, size):
+    assert snap_compare(app_for(engine), terminal_size=size, run_before=_generate)
+
+
+@pytest.fixture(scope="module")
+def lanes_engine():
+    from playground.engine.lanes import seq_max_for
+    from playground.engine_options import EngineChoice
+
+    eng = EngineChoice(n_ctx=2048, n_threads=1).load(n_seq_max=seq_max_for(32))
+    yield eng
+    eng.close()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_compare_screen_at_each_size(snap_compare, engine, lanes_engine, size):
+    app = app_for(engine)
+    app.compare_engine = lanes_engine
+
+    async def run_lanes(pilot):
+        await pilot.pause()
+        await pilot.press("ctrl+l")
+        await pilot.pause(0.3)
+        screen = pilot.app.screen
+        await pilot.press("ctrl+g")
+        deadline = time.monotonic() + 60
+        await pilot.pause()
+        while screen.running:
+            assert time.monotonic() < deadline
+            await pilot.pause(0.05)
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_lanes)

@@ -2,25 +2,49 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from rich.markup import escape
-from textual import work
+from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from playground.backends.base import Capabilities
+from playground.config import Config
 from playground.errors import PlaygroundError
+from playground.locations import data_dir
 from playground.prompt_builder import ChatTemplate, chat_template_of
 from playground.sessions.record import backend_from_endpoint
 from playground.sessions.schema import BackendSpec
 from playground.themes import APP_VARIABLES
+from playground.ui.input_order import InputOrder, is_input
 from playground.ui.screens.main import MainScreen
 from playground.ui.settings import AppSettings
 from playground.ui.theming import install_themes
+from playground.ui.ui_state import load_state, save_state
+
+
+QUIT_CONFIRM_S = 4.0
+"""How long a first ctrl+q over unsaved edits waits for the second."""
+START_FALLBACK_S = 0.25
+"""Seconds after mount at which the backend starts even if the first refresh has not come."""
+
+
+def screenshot_dir() -> Path:
+    """Where "Save screenshot" writes: the Downloads folder if there is one, else the data folder."""
+    downloads = Path("~/Downloads").expanduser()
+    return downloads if downloads.is_dir() else data_dir() / "screenshots"
+
+
+def as_load_error(exc: BaseException, title: str) -> PlaygroundError:
+    """``exc`` as a PlaygroundError to report: a core error as it is, anything else named by its type."""
+    if isinstance(exc, PlaygroundError):
+        return exc
+    return PlaygroundError(f"{type(exc).__name__}: {exc}", title=title)
 
 
 class PlaygroundApp(App[int]):
@@ -28,17 +52,20 @@ class PlaygroundApp(App[int]):
 
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "playground"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-medium"), (150, "-wide")]
+    """Width classes set on every screen (app.tcss and the compare screen lay out by them)."""
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
 
     BINDINGS = [
-        Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
-        Binding("f1", "show_help_panel", "Keys", id="help"),
-        Binding("ctrl+l", "compare", "Compare", priority=True, show=False, id="compare"),
+        Binding("ctrl+q", "quit_checked", "Quit", priority=True, id="quit"),
+        Binding("f1", "toggle_help", "Keys", id="help"),
+        Binding("ctrl+l", "compare", "Compare", priority=True, id="compare"),
     ]
     """
     | Id | Key(s) | Description |
     | :- | :- | :- |
-    | quit | ctrl+q | Quit. |
-    | help | f1 | Show the keys of the focused pane. |
+    | quit | ctrl+q | Quit (asks for a second ctrl+q when the prompt has edits never run or saved). |
+    | help | f1 | Show (or hide) the keys of the focused pane. |
     | compare | ctrl+l | Switch between the main screen and the compare screen. |
 
     The main screen's bindings (generate, cancel, ...) are listed in ``MainScreen``; every id can
@@ -56,26 +83,76 @@ class PlaygroundApp(App[int]):
         self.compare_engine = None
         """The compare screen's engine (several sequences); loaded by that screen, or given by a test."""
         self.owns_compare_engine = False
+        self._backend_started = False
+        self._quit_asked = -QUIT_CONFIRM_S
+        self._input_order = InputOrder(self)
+        self.load_error: PlaygroundError | None = None
+        """Why the model (or the remote backend) is not there, once loading has failed."""
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         # Textual's own themes know nothing of probability colours: give them ours.
         return dict(APP_VARIABLES)
 
     def on_mount(self) -> None:
-        theme, errors = install_themes(self, self.settings.theme)
+        wanted = self.settings.theme
+        remembered = load_state().get("theme")
+        if remembered and wanted == Config().theme:  # neither --theme nor the config chose one
+            wanted = remembered
+        theme, errors = install_themes(self, wanted)
         self.theme = theme
+        self._remembered_theme = remembered or theme
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
         if self.settings.config.keymap:
             self.set_keymap(self.settings.config.keymap)
         self.push_screen(MainScreen(self.settings))
         for error in [*self.settings.startup_errors, *errors]:
             self.report(error)
+        # After the first paint (importing llama_cpp holds the GIL long enough to delay it), but
+        # never only then: on a busy CPU that refresh callback was seen never to run, leaving the app
+        # on "loading model…" for good. The timer starts the load regardless; whichever comes first wins.
+        self.call_after_refresh(self._start_backend)
+        self.set_timer(START_FALLBACK_S, self._start_backend)
+
+    def _start_backend(self) -> None:
+        """Connect the remote backend, load the model, or adopt the given engine (once)."""
+        if self._backend_started:
+            return
+        self._backend_started = True
         if self.settings.endpoint is not None:
-            self.call_after_refresh(self._remote_ready)
+            self._remote_ready()
         elif self.engine is None:
-            # after the first paint: importing llama_cpp holds the GIL long enough to delay it
-            self.call_after_refresh(self._load_engine)
+            # jinja2 here, before the loader thread imports llama_cpp (which imports it too): two
+            # threads importing it at once were seen to fail ("partially initialized module").
+            try:
+                import jinja2.sandbox  # noqa: F401
+            except ImportError:
+                pass  # optional: prompt_builder says so when a chat template needs it
+            self._load_engine()
         else:
-            self.call_after_refresh(self._engine_ready, self.engine)
+            self._engine_ready(self.engine)
+
+    async def on_event(self, event: events.Event) -> None:
+        # Keys and pastes one at a time, in order (see input_order): fast input stays in its field.
+        if not is_input(event) or not self.screen_stack:
+            await super().on_event(event)
+            return
+        if self._input_order.hold(event):
+            return
+        target = self.focused or (self.screen if self.screen_stack else None)
+        try:
+            await super().on_event(event)
+        finally:
+            self._input_order.dispatched(target)
+
+    def _remember_theme(self, theme) -> None:
+        """A theme picked in the palette is the next start's theme too."""
+        if theme.name == self._remembered_theme:
+            return
+        self._remembered_theme = theme.name
+        try:
+            save_state({"theme": theme.name})
+        except OSError as exc:
+            self.report(PlaygroundError(f"the theme choice was not remembered: {exc}", title="Theme"), "warning")
 
     # --- errors: the one place a PlaygroundError becomes a notification ----------------------
     def report(self, error: PlaygroundError, severity: SeverityLevel = "error") -> None:
@@ -88,8 +165,8 @@ class PlaygroundApp(App[int]):
 
         try:
             self.remote = remote_backend(self.settings.endpoint)
-        except PlaygroundError as exc:
-            self._engine_failed(exc)
+        except Exception as exc:  # noqa: BLE001 - whatever it is, it must be seen, not swallowed
+            self._engine_failed(as_load_error(exc, "Backend not available"))
             return
         screen = self._main_screen()
         if screen is not None:
@@ -143,32 +220,75 @@ class PlaygroundApp(App[int]):
     def _load_engine(self) -> None:
         try:
             engine = self.settings.engine_choice.load()
-        except PlaygroundError as exc:
-            self.call_from_thread(self._engine_failed, exc)
+        except Exception as exc:  # noqa: BLE001 - any failure must reach the screen, not a dead worker
+            self.call_from_thread(self._engine_failed, as_load_error(exc, "Model not loaded"))
             return
         self.call_from_thread(self._engine_ready, engine)
 
     def _engine_ready(self, engine) -> None:
         self.engine = engine
-        self.chat_template = chat_template_of(engine)
+        try:
+            self.chat_template = chat_template_of(engine)
+        except Exception as exc:  # noqa: BLE001 - plain completion still works without a template
+            self.report(as_load_error(exc, "Chat template"), "warning")
         screen = self._main_screen()
-        if screen is not None:
+        if screen is not None and screen.is_mounted:  # else its on_mount sees the engine
             screen.model_ready()
 
     def _engine_failed(self, error: PlaygroundError) -> None:
+        self.load_error = error
         self.report(error)
         screen = self._main_screen()
-        if screen is not None:
-            screen.set_status(f"no model: {error.message}")
+        if screen is not None and screen.is_mounted:
+            screen.load_failed(error)
 
     def _main_screen(self) -> MainScreen | None:
         return next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
 
-    def model_line(self) -> str:
+    # --- keys ------------------------------------------------------------------------------
+    def action_toggle_help(self) -> None:
+        """F1: the keys panel, or away with it."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def action_quit_checked(self) -> None:
+        """ctrl+q: quit, but not at once over prompt edits that were never run or saved."""
+        screen = self._main_screen()
+        now = time.monotonic()
+        if screen is not None and screen.unsaved_edits() and now - self._quit_asked > QUIT_CONFIRM_S:
+            self._quit_asked = now
+            self.notify("The prompt has edits that were never run or saved. ctrl+q again quits; ctrl+s saves.",
+                        title="Quit?", severity="warning", timeout=QUIT_CONFIRM_S)
+            return
+        self.exit()
+
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        """Save a screenshot; where the Downloads folder is missing, into the data folder instead."""
+        if path is None:
+            path = str(screenshot_dir())
+        try:
+            Path(path).expanduser().mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.report(PlaygroundError(f"cannot create {path}: {exc.strerror or exc}", title="Screenshot"))
+            return None
+        return super().deliver_screenshot(filename, path, time_format)
+
+    @on(events.DeliveryFailed)
+    def _screenshot_failed(self, event: events.DeliveryFailed) -> None:
+        # Textual says only "Failed to save screenshot"; say why.
+        if event.name == "screenshot":
+            error = event.exception
+            reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+            self.report(PlaygroundError(f"the screenshot was not saved: {reason}", title="Screenshot"))
+
+    def model_line(self, state: str = "ready") -> str:
         """One line naming the loaded model (or the remote endpoint), for the status bar."""
         endpoint = self.settings.endpoint
         if endpoint is not None:
-            state = "ready" if self.remote is not None else "not available"
+            state = state if self.remote is not None else "not available"
             return f"[b]{escape(endpoint.model)}[/b] · {endpoint.kind} {endpoint.mode} at {escape(endpoint.label)} · {state}"
         if self.engine is None:
             return "no model"
@@ -176,8 +296,8 @@ class PlaygroundApp(App[int]):
         where = "GPU" if model.n_gpu_layers else "CPU"
         threads = f"{model.n_threads} thread" + ("s" if model.n_threads != 1 else "")
         if self.settings.freeze_timings:  # snapshots: nothing that depends on the machine
-            return f"[b]{model.file.name}[/b] · ctx {model.n_ctx} · ready"
-        return f"[b]{model.file.name}[/b] · ctx {model.n_ctx} · {where} · {threads} · ready"
+            return f"[b]{model.file.name}[/b] · ctx {model.n_ctx} · {state}"
+        return f"[b]{model.file.name}[/b] · ctx {model.n_ctx} · {where} · {threads} · {state}"
 
     # --- command palette -------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

@@ -107,10 +107,15 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
     CompareScreen #compare-bottom { height: 16; }
     CompareScreen.-vote #compare-bottom { height: 26; }
     CompareScreen #compare-inspector, CompareScreen #vote, CompareScreen #compare-summary {
-        border: round $panel-lighten-2; border-title-color: $text-muted; background: $surface; }
+        border: round $foreground 30%; border-title-color: $text-muted; background: $surface; }
     CompareScreen #compare-inspector { width: 1fr; max-width: 64; }
     CompareScreen #vote, CompareScreen #compare-summary { width: 1fr; }
     CompareScreen #compare-summary { padding: 0 1; height: 1fr; }
+    /* short terminals: the lanes keep most of the rows; the inspector shrinks to its top lines */
+    CompareScreen.-short #compare-bottom { height: 9; }
+    CompareScreen.-short.-vote #compare-bottom { height: 11; }
+    CompareScreen.-short VotePanel > #vote-histogram { max-height: 4; }
+    CompareScreen.-short LanePane > .lane--head { max-height: 2; }
     """
 
     def __init__(self, settings: AppSettings) -> None:
@@ -136,6 +141,8 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
         self.vote_params = self.lane_params[-1]
         """The samples' settings: the lane selected when the vote was set up."""
         self._runner: LaneRunner | None = None
+        self._lanes_view: tuple[list[RunRecord], dict[int, Divergence], BatchDone | None] = ([], {}, None)
+        """The lanes' last run (records, divergences, batch), kept while a vote is shown."""
         self._run_when_ready = False
         self.ready = asyncio.Event()
         """Set once the first panes are mounted (a session shown at start waits for it)."""
@@ -185,6 +192,21 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
         self.query_one("#compare-summary").display = self.mode == "lanes"
         self.selected = min(self.selected, (len(self.lane_params) if self.mode == "lanes" else len(self.records) or 1) - 1)
         self._highlight()
+        self._keep_focus()
+
+    def _keep_focus(self) -> None:
+        """Focus the selected pane when the focused widget went with the old panes.
+
+        Without a focused widget the footer empties and the screen's keys (escape, F1, ctrl+p)
+        stop until something is clicked.
+        """
+        focused = self.focused
+        if focused is not None and focused.is_attached and focused.display:
+            return
+        panes = self.panes()
+        if panes:
+            pane = self.pane_of(self.selected) if self.mode == "lanes" else panes[0]
+            (pane or panes[0]).completion.focus()
 
     def _refill(self, pane: LanePane) -> None:
         """Show what ``pane``'s record holds so far (after a rebuild or a sample switch)."""
@@ -210,7 +232,9 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
             model = "loading the compare engine…"
         else:
             model = f"[b]{escape(engine.model.file.name)}[/b] · ctx {engine.model.n_ctx} shared by all lanes"
-        what = f"{len(self.lane_params)} lanes" if self.mode == "lanes" else f"self-consistency, {len(self.records)} samples"
+        n = len(self.lane_params) if self.mode == "lanes" else len(self.records)
+        noun = ("lane" if self.mode == "lanes" else "sample") + ("" if n == 1 else "s")
+        what = f"{n} {noun}" if self.mode == "lanes" else f"self-consistency, {n} {noun}"
         extra = f" · {text}" if text else ""
         self.query_one("#compare-status", Static).update(f"Compare · {what} · {model}{extra}")
 
@@ -321,8 +345,10 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
     async def action_lanes_mode(self) -> None:
         if self._busy() or self.mode == "lanes":
             return
-        self.mode, self.records, self.selected, self.vote = "lanes", [], 0, None
+        self.mode, self.selected, self.vote = "lanes", 0, None
+        self.records, self.divergences, self.batch = self._lanes_view  # the lanes' last run, as it was
         await self.rebuild()
+        self.query_one("#compare-summary", Static).update(self.summary_text())
         self.set_status()
 
     def _busy(self) -> bool:
@@ -585,6 +611,8 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
         async def done(result: VoteSetup | None) -> None:
             if result is not None:
                 self.vote_setup, self.vote_params = result, params
+                if self.mode == "lanes":  # the lanes and their last run come back with `l`
+                    self._lanes_view = (self.records, self.divergences, self.batch)
                 self.mode = "vote"
                 await self.action_run_all()
 

@@ -40,8 +40,9 @@ class CompareSessions:
         if self.mode == "lanes":
             self.lane_params = [lane.sampler for lane in session.lanes[:6]] or self.lane_params
             lanes = session.lanes[:6]
-        else:
-            self.lane_params = [session.lanes[0].sampler] if session.lanes else self.lane_params
+        else:  # the samples' settings; the user's lanes stay as they are for `l`
+            self.vote_params = session.lanes[0].sampler if session.lanes else self.vote_params
+            self._lanes_view = ([], {}, None)
             lanes = session.lanes
         if len(session.lanes) > len(lanes):
             self.notify(f"{len(session.lanes)} lanes: the first {len(lanes)} are shown.", severity="warning")

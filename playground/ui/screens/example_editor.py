@@ -9,6 +9,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Label, TextArea
 
 from playground.prompt_builder import Example
+from playground.ui.widgets.check import Check
 
 
 class ExampleEditor(ModalScreen[Example | None]):
@@ -25,11 +26,12 @@ class ExampleEditor(ModalScreen[Example | None]):
         width: 80%; max-width: 100; height: auto; max-height: 90%;
         border: thick $primary; background: $surface; padding: 0 1;
     }
-    ExampleEditor TextArea { height: 7; border: round $panel-lighten-2; }
+    ExampleEditor TextArea { height: 7; border: round $foreground 30%; }
     ExampleEditor TextArea:focus { border: round $primary; }
     ExampleEditor #editor-buttons { height: 3; align-horizontal: right; }
     ExampleEditor Button { margin-left: 1; }
     ExampleEditor #editor-title { text-style: bold; padding: 0 0 1 0; }
+    ExampleEditor #editor-error { color: $error; height: auto; }
     """
 
     def __init__(self, example: Example, *, is_new: bool) -> None:
@@ -46,8 +48,9 @@ class ExampleEditor(ModalScreen[Example | None]):
             area = TextArea(self.example.output, id="ex-output", soft_wrap=True, tab_behavior="focus")
             area.border_title = "output (what the model should answer)"
             yield area
+            yield Label("", id="editor-error")
             with Horizontal(id="editor-buttons"):
-                yield Checkbox("enabled", self.example.enabled, id="ex-enabled")
+                yield Check("enabled", self.example.enabled, id="ex-enabled")
                 yield Button("Save (ctrl+s)", variant="primary", id="save")
                 yield Button("Cancel (esc)", id="cancel")
 
@@ -58,9 +61,16 @@ class ExampleEditor(ModalScreen[Example | None]):
         self.action_save() if event.button.id == "save" else self.action_cancel()
 
     def action_save(self) -> None:
+        """Save, unless the output is empty: an example without an answer teaches the model nothing."""
+        output = self.query_one("#ex-output", TextArea)
+        if not output.text.strip():
+            self.query_one("#editor-error", Label).update(
+                "The output is empty: write what the model should answer (escape cancels).")
+            output.focus()
+            return
         self.dismiss(Example(
             self.query_one("#ex-input", TextArea).text,
-            self.query_one("#ex-output", TextArea).text,
+            output.text,
             self.query_one("#ex-enabled", Checkbox).value,
         ))
 

@@ -9,7 +9,8 @@ from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual import events
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -49,12 +50,14 @@ class MainScreen(SessionActions, Screen):
         Binding("escape", "cancel", "Cancel", id="cancel"),
         Binding("ctrl+s", "save_session", "Save", priority=True, id="save_session"),
         Binding("ctrl+o", "open_session", "Open", priority=True, id="open_session"),
-        Binding("ctrl+r", "show_rendered", "Rendered prompt", id="show_rendered"),
-        Binding("ctrl+t", "toggle_template", "Chat/plain", id="toggle_template"),
+        # off the footer (room for 80 columns); in F1's panel and the palette
+        Binding("ctrl+r", "show_rendered", "Rendered prompt", show=False, id="show_rendered"),
+        Binding("ctrl+t", "toggle_template", "Chat/plain", show=False, id="toggle_template"),
         Binding("f2", "focus_pane('prompt')", "Prompt", show=False, id="focus_prompt"),
         Binding("f3", "focus_pane('examples')", "Examples", show=False, id="focus_examples"),
         Binding("f4", "focus_pane('sampler')", "Sampler", show=False, id="focus_sampler"),
         Binding("f5", "focus_pane('completion')", "Completion", show=False, id="focus_completion"),
+        Binding("f6", "switch_column", "Panes", id="switch_column"),
     ]
     """
     | Id | Key(s) | Description |
@@ -66,6 +69,7 @@ class MainScreen(SessionActions, Screen):
     | show_rendered | ctrl+r | Show the exact rendered prompt and its token count. |
     | toggle_template | ctrl+t | Switch between plain completion and the chat template. |
     | focus_* | f2..f5 | Focus the prompt, examples, sampler or completion pane. |
+    | switch_column | f6 | Narrow terminals: switch between the editing panes and the output panes. |
     """
 
     def __init__(self, settings: AppSettings) -> None:
@@ -83,13 +87,16 @@ class MainScreen(SessionActions, Screen):
         self._note = ""
         self.stream_worker: Worker | None = None
         """The worker producing the current run's events (generation or replay)."""
+        self.clean_spec: PromptSpec = settings.prompt
+        """The prompt as last run, saved or opened (ctrl+q asks before dropping edits beyond it)."""
 
     # --- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         s = self.settings
         yield Static("", id="status")
+        yield Static("", id="pane-tabs")
         with Horizontal(id="main"):
-            with Vertical(id="left"):
+            with VerticalScroll(id="left"):  # scrolls on short terminals; focus scrolls into view
                 yield PromptPanel(s.prompt, id="prompt")
                 yield ExamplesPanel(s.prompt.examples, s.prompt.example_format, id="examples")
                 yield SamplerPanel(s.sampler, s.max_tokens, stop=s.stop, max_tokens_limit=s.engine_choice.n_ctx,
@@ -110,9 +117,17 @@ class MainScreen(SessionActions, Screen):
         self.query_one("#inspector").border_title = "Token"
         self.query_one("#distribution").border_title = "Next-token distribution · raw vs. current sliders"
         self.query_one("#metrics").border_title = "Metrics"
+        self._show_tabs()
+        self.clean_spec = self.current_spec()
         self._drain_timer = self.set_interval(FRAME_S, self._drain, pause=True)
         self._count_timer = None
-        self.set_status("connecting…" if self.settings.endpoint is not None else "loading model…")
+        # The model may be loaded (or have failed) before this screen mounted: never cover that up.
+        if self.app.backend_ready:
+            self.call_later(self.model_ready)
+        elif self.app.load_error is not None:
+            self.load_failed(self.app.load_error)
+        else:
+            self.set_status("connecting…" if self.settings.endpoint is not None else "loading model…")
         self.query_one(PromptPanel).focus_prompt()
         if self.settings.freeze_timings:  # snapshots: a blinking cursor is a timing too
             for field in self.query("TextArea, Input"):
@@ -146,7 +161,16 @@ class MainScreen(SessionActions, Screen):
             self.settings.run_at_start = False
             self.action_generate()
 
+    def load_failed(self, error: PlaygroundError) -> None:
+        """Called by the app when the model (or the remote backend) could not be set up."""
+        self.set_status(f"no model: {escape(error.message)}")
+        self._update_count()
+
     # --- prompt ----------------------------------------------------------------------------
+    def unsaved_edits(self) -> bool:
+        """Whether the prompt differs from the one last run, saved or opened."""
+        return self.current_spec() != self.clean_spec
+
     def current_spec(self) -> PromptSpec:
         return self.query_one(PromptPanel).spec(self._base_spec)
 
@@ -192,14 +216,16 @@ class MainScreen(SessionActions, Screen):
             panel.show_count(("chat messages · " if chat else "") + self._count_line)
             return
         if engine is None:
-            panel.show_count("tokens: model loading…")
+            panel.show_count("tokens: no model" if self.app.load_error else "tokens: model loading…")
             return
         n = len(engine.model.tokenize(rendered.text, add_special=rendered.add_special)) if rendered.text else 0
         warning = check_fits(n, engine.model.n_ctx, self.max_tokens)
         level = "" if warning is None else ("over" if n + 1 > engine.model.n_ctx else "warn")
-        label = f"{rendered.template_label} · " if rendered.messages is not None else ""
-        shown = warning if warning and level == "warn" else f"{n} / {engine.model.n_ctx} tokens"
-        panel.show_count(label + shown, level)
+        # The numbers first: in a narrow pane the label is what gets cut, never "/ 4096".
+        label = f" · {rendered.template_label}" if rendered.messages is not None else ""
+        count = f"{n} / {engine.model.n_ctx} tokens"
+        shown = f"{count} · {warning}" if warning and level == "warn" else count
+        panel.show_count(shown + label, level)
         self._count_line = f"{n} / {engine.model.n_ctx} tokens"
 
     def action_show_rendered(self) -> None:
@@ -219,6 +245,44 @@ class MainScreen(SessionActions, Screen):
         else:
             self.query_one(CompletionView).focus()
 
+    # --- narrow terminals: one column at a time --------------------------------------------
+    @property
+    def narrow(self) -> bool:
+        return self.has_class("-narrow")
+
+    def show_column(self, output: bool) -> None:
+        """Narrow terminals: show the output panes (True) or the editing panes (False)."""
+        if self.has_class("-show-output") != output:
+            self.set_class(output, "-show-output")
+            self._show_tabs()
+
+    def _show_tabs(self) -> None:
+        output = self.has_class("-show-output")
+        edit_tab = "[reverse] Prompt · examples · sampler [/]" if not output else " Prompt · examples · sampler "
+        out_tab = "[reverse] Completion · token · distribution [/]" if output else " Completion · token · distribution "
+        self.query_one("#pane-tabs", Static).update(f"{edit_tab}│{out_tab}  [dim]F6 switches[/dim]")
+
+    def action_switch_column(self) -> None:
+        output = not self.has_class("-show-output")
+        self.show_column(output)
+        if output:
+            self.query_one(CompletionView).focus()
+        else:
+            self.query_one(PromptPanel).focus_prompt()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "switch_column":
+            return self.narrow  # shown in the footer only where it does something
+        return True
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.refresh_bindings()  # the footer's F6 follows the width
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        # A pane of the hidden column got the focus (F2-F5, the palette): show its column.
+        right = self.query_one("#right")
+        self.show_column(right in event.widget.ancestors_with_self)
+
     # --- sampler ---------------------------------------------------------------------------
     @on(SamplerPanel.Changed)
     def _sampler_changed(self, event: SamplerPanel.Changed) -> None:
@@ -229,6 +293,9 @@ class MainScreen(SessionActions, Screen):
     def action_generate(self) -> None:
         if self._generating:
             self.notify("Already generating; escape cancels.", severity="warning")
+            return
+        if not self.app.backend_ready and self.app.load_error is not None:
+            self.app.report(self.app.load_error)
             return
         if not self.app.backend_ready:
             self.settings.run_at_start = True  # start as soon as the model is there
@@ -246,9 +313,15 @@ class MainScreen(SessionActions, Screen):
             self.app.report(exc)
             return
         self.set_note("")
-        self.begin_run(RunRecord(source="live", request=request, spec=self.current_spec(),
+        if self.narrow and not self.has_class("-show-output"):  # the run is on the other column: go there
+            self.show_column(output=True)
+            self.query_one(CompletionView).focus()
+        self.clean_spec = self.current_spec()
+        self.begin_run(RunRecord(source="live", request=request, spec=self.clean_spec,
                                  backend=self.app.backend_spec(), started_utc=utc_now(), t0=time.monotonic()))
-        self.query_one(CompletionView).border_subtitle = "generating…  (esc cancels)"
+        # Until the first token the model reads the prompt (long prompts take a while): say so.
+        self.query_one(CompletionView).border_subtitle = "evaluating prompt…  (esc cancels)"
+        self.set_status(self.app.model_line("evaluating prompt…"))
         remote = self.app.remote
         if remote is not None:  # httpx is async: an async worker on the app's loop, not a thread
             producer = pump_remote(remote, request, self.pump, self._cancel)
@@ -321,11 +394,15 @@ class MainScreen(SessionActions, Screen):
         elif self.record.source == "replay":
             total = len(self.record.lane.tokens)
             completion.border_subtitle = f"replaying… {len(self.record.tokens)}/{total}  (esc stops)"
-        else:
+        elif self.record.tokens:
             completion.border_subtitle = f"generating… {len(self.record.tokens)}/{self.max_tokens}  (esc cancels)"
+            if tokens and len(self.record.tokens) == len(tokens):  # the first tokens of this run
+                self.set_status(self.app.model_line("generating…"))
 
     def _finish(self) -> None:
         self._generating = False
+        if self.app.backend_ready:
+            self.set_status(self.app.model_line())
         self._drain_timer.pause()
         completion = self.query_one(CompletionView)
         record = self.record
@@ -368,6 +445,8 @@ class MainScreen(SessionActions, Screen):
         """A replay (or a run whose worker was cancelled) ended before its last event."""
         self._generating = False
         self._drain_timer.pause()
+        if self.app.backend_ready:
+            self.set_status(self.app.model_line())
         completion = self.query_one(CompletionView)
         completion.append_marker("[replay stopped]" if self.record.source == "replay" else "[stopped]")
         total = f" of {len(self.record.lane.tokens)}" if self.record.lane is not None else ""

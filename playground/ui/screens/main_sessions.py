@@ -78,6 +78,7 @@ class SessionActions:
 
     def _saved(self: "MainScreen", path: Path) -> None:
         self.last_saved = path
+        self.clean_spec = self.current_spec()
         self.notify(str(path), title="Session saved")
 
     # --- history ---------------------------------------------------------------------------
@@ -134,6 +135,7 @@ class SessionActions:
         sampler.set_params(panes.sampler, panes.max_tokens, stop=panes.stop)
         sampler.show_seed_used(panes.seed_used)
         self.sampler, self.max_tokens, self.stop = panes.sampler, panes.max_tokens, panes.stop
+        self.clean_spec = self.current_spec()
         if len(session.lanes) > 1:
             # Several lanes: side by side (or replayed) on the compare screen; this screen keeps
             # the session whole behind it (lane 1 shown), so ctrl+s here still saves every lane.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from textual import on
@@ -22,7 +23,7 @@ MODAL_CSS = """
 {name} .hint {{ color: $text-muted; }}
 {name} .note {{ color: $warning; }}
 {name} Input {{ margin-bottom: 1; }}
-{name} OptionList {{ height: auto; max-height: 18; border: round $panel-lighten-2; }}
+{name} OptionList {{ height: auto; max-height: 18; border: round $foreground 30%; }}
 {name} OptionList:focus {{ border: round $primary; }}
 """
 
@@ -86,7 +87,16 @@ class SaveSessionScreen(ModalScreen[Path | None]):
 class OpenSessionScreen(ModalScreen[Path | None]):
     """A path to type, or one of the recent session files to pick; escape cancels."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="open_cancel")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="open_cancel"),
+        Binding("down", "to_list", "Recent files", show=False, id="open_to_list"),
+    ]
+    """
+    | Id | Key(s) | Description |
+    | :- | :- | :- |
+    | open_cancel | escape | Close without opening anything. |
+    | open_to_list | down | From the path field into the list of recent files (enter then opens the highlighted one). |
+    """
     DEFAULT_CSS = MODAL_CSS.format(name="OpenSessionScreen")
 
     def __init__(self, start: str, recent: list[tuple[Path, str]], where: str) -> None:
@@ -103,18 +113,43 @@ class OpenSessionScreen(ModalScreen[Path | None]):
                         classes="hint")
             options = [Option(label, id=str(n)) for n, (_, label) in enumerate(self.recent)]
             yield OptionList(*options, id="recent")
-            yield Label("enter opens · tab/↓ to the list · esc cancels", classes="hint")
+            yield Label("", id="open-note", classes="note")
+            yield Label("enter opens · ↓ to the recent files · esc cancels" if self.recent
+                        else "enter opens · esc cancels", classes="hint")
 
     def on_mount(self) -> None:
         self.query_one("#recent").display = bool(self.recent)
+        self.query_one("#open-note").display = False
         field = self.query_one("#open-path", Input)
         field.focus()
         field.cursor_position = len(field.value)
 
+    def _say(self, text: str) -> None:
+        note = self.query_one("#open-note", Label)
+        note.update(text)
+        note.display = bool(text)
+
+    def action_to_list(self) -> None:
+        """↓ in the path field: into the list, on its first file (enter then opens that file)."""
+        options = self.query_one("#recent", OptionList)
+        if self.recent and not options.has_focus:
+            options.focus()
+            options.highlighted = options.highlighted or 0
+            self._fill(options.highlighted)
+
     @on(Input.Submitted, "#open-path")
     def _submitted(self, event: Input.Submitted) -> None:
-        if event.value.strip():
-            self.dismiss(Path(event.value.strip()).expanduser())
+        text = event.value.strip()
+        if not text:
+            return
+        path = Path(text).expanduser()
+        if path.is_dir() or text.endswith(("/", os.sep)):  # a folder is where to look, not what to open
+            if self.recent:
+                self.action_to_list()
+            self._say(f"{path} is a folder: pick a file below, or type a file name" if self.recent
+                      else f"{path} is a folder: type a session file's name")
+            return
+        self.dismiss(path)
 
     @on(OptionList.OptionSelected, "#recent")
     def _picked(self, event: OptionList.OptionSelected) -> None:
@@ -123,7 +158,13 @@ class OpenSessionScreen(ModalScreen[Path | None]):
     @on(OptionList.OptionHighlighted, "#recent")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
         if event.option_list.has_focus:  # not the highlight the list gets when it is mounted
-            self.query_one("#open-path", Input).value = str(self.recent[int(event.option.id or 0)][0])
+            self._fill(event.option_index)
+
+    def _fill(self, index: int | None) -> None:
+        """Show the highlighted file's path in the field."""
+        if index is not None and 0 <= index < len(self.recent):
+            self.query_one("#open-path", Input).value = str(self.recent[index][0])
+            self._say("")
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -63,7 +63,7 @@ class DistributionView(Widget):
     """
 
     DEFAULT_CSS = """
-    DistributionView { height: 1fr; padding: 0 1; }
+    DistributionView { height: 1fr; padding: 0 1; text-wrap: nowrap; text-overflow: clip; }
     DistributionView > .distribution--header { color: $text-muted; text-style: bold; }
     DistributionView > .distribution--raw { color: $bar-raw; }
     DistributionView > .distribution--final { color: $bar-final; }
@@ -124,9 +124,10 @@ class DistributionView(Widget):
                 return Text("No distribution for this token: " + "not available from this backend",
                             style("distribution--muted"))
             return Text(self.hint, style("distribution--muted"))
-        width, height = max(40, self.size.width), max(6, self.size.height)
-        label_w = min(18, max(8, width // 5))
-        bar_w = max(4, (width - label_w - 4 - 2 * 8 - 2) // 2)
+        # Drawn for the width there is (rows must never wrap): narrow panes get shorter bars and labels.
+        width, height = max(28, self.size.width), max(6, self.size.height)
+        label_w = min(18, max(6, width // 5))
+        bar_w = max(2, (width - label_w - 4 - 2 * 8 - 2) // 2)
         out = Text(no_wrap=True, overflow="crop")
         approx = "" if shaped.exact else "≈ "
         out.append(fit(f"pos {self.position + 1}" if self.position is not None else "", label_w + 4), style("distribution--header"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -84,6 +85,7 @@ class ExamplesPanel(Vertical):
         super().__init__(id=id)
         self.examples = list(examples)
         self.example_format = example_format
+        self._drawn_width = 0
 
     def compose(self) -> ComposeResult:
         yield Label("No examples: zero-shot. Press a to add one.", id="examples-empty")
@@ -93,8 +95,12 @@ class ExamplesPanel(Vertical):
             yield Input(escape_format(self.example_format), id="format",
                         tooltip="how an example is laid out in plain mode; {input} and {output}; \\n = new line")
 
-    def on_mount(self) -> None:
-        self._rebuild()
+    async def on_mount(self) -> None:
+        await self._rebuild()
+
+    def on_resize(self) -> None:
+        if self.size.width != self._drawn_width:  # the rows are cut to the width: redraw them
+            self.call_later(self._rebuild, self._index)
 
     @property
     def shots(self) -> int:
@@ -103,40 +109,49 @@ class ExamplesPanel(Vertical):
     def title(self) -> str:
         return f"Examples · {shots_label(self.shots)}"
 
-    def _rebuild(self, index: int | None = None) -> None:
+    async def _rebuild(self, index: int | None = None) -> None:
+        """Redraw the rows and highlight row ``index``.
+
+        Awaited: ListView mounts its rows later, and an index set before they are there leaves the
+        highlight on another row than the one ``d`` or ``e`` would act on.
+        """
         view = self.query_one(ListView)
-        view.clear()
+        await view.clear()
+        self._drawn_width = self.size.width
         width = max(20, self.size.width - 6)
+        items = []
         for n, example in enumerate(self.examples):
             mark = "☑" if example.enabled else "☐"
-            summary = f"{mark} {n + 1}. {_one_line(example.input)} → {_one_line(example.output)}"
-            item = ListItem(Label(fit(summary, width)))
+            item = ListItem(Label(summary_line(f"{mark} {n + 1}. ", example, width)))
             item.set_class(not example.enabled, "-off")
-            view.append(item)
+            items.append(item)
+        if items:
+            await view.extend(items)
         self.query_one("#examples-empty").display = not self.examples
         view.display = bool(self.examples)
         if self.examples:
             view.index = min(index if index is not None else 0, len(self.examples) - 1)
         self.border_title = self.title()
 
-    def _emit(self, index: int | None = None) -> None:
-        self._rebuild(index)
+    async def _emit(self, index: int | None = None) -> None:
+        await self._rebuild(index)
         self.post_message(self.Changed(tuple(self.examples), self.example_format))
 
     def set_examples(self, examples: tuple[Example, ...], example_format: str) -> None:
+        """Show ``examples`` (the rows are redrawn from this pane's queue, after keys already sent to it)."""
         self.examples = list(examples)
         self.example_format = example_format
         self.query_one("#format", Input).value = escape_format(example_format)
-        self._emit()
+        self.call_later(self._emit)
 
     def put(self, index: int | None, example: Example) -> None:
-        """Store an edited example (None = append a new one)."""
+        """Store an edited example (None = append a new one) and highlight it."""
         if index is None:
             self.examples.append(example)
             index = len(self.examples) - 1
         else:
             self.examples[index] = example
-        self._emit(index)
+        self.call_later(self._emit, index)
 
     @property
     def _index(self) -> int | None:
@@ -150,23 +165,23 @@ class ExamplesPanel(Vertical):
         if (index := self._index) is not None:
             self.post_message(self.EditRequested(index, self.examples[index]))
 
-    def action_delete(self) -> None:
+    async def action_delete(self) -> None:
         if (index := self._index) is not None:
             del self.examples[index]
-            self._emit(index)
+            await self._emit(index)
 
-    def action_toggle_example(self) -> None:
+    async def action_toggle_example(self) -> None:
         if (index := self._index) is not None:
             e = self.examples[index]
             self.examples[index] = Example(e.input, e.output, not e.enabled)
-            self._emit(index)
+            await self._emit(index)
 
-    def action_move(self, delta: int) -> None:
+    async def action_move(self, delta: int) -> None:
         index = self._index
         if index is None or not 0 <= index + delta < len(self.examples):
             return
         self.examples[index], self.examples[index + delta] = self.examples[index + delta], self.examples[index]
-        self._emit(index + delta)
+        await self._emit(index + delta)
 
     @on(ListView.Selected)
     def _selected(self, event: ListView.Selected) -> None:
@@ -188,3 +203,14 @@ class ExamplesPanel(Vertical):
 
 def _one_line(text: str) -> str:
     return " ".join(text.split()) or "∅"
+
+
+def summary_line(prefix: str, example: Example, width: int) -> str:
+    """``prefix input → output`` in ``width`` cells; a long input is cut before the output is
+    (the output keeps at least a third of the room)."""
+    inp, out = _one_line(example.input), _one_line(example.output)
+    room = max(8, width - cell_len(prefix) - 3)
+    if cell_len(inp) + cell_len(out) <= room:
+        return fit(f"{prefix}{inp} → {out}", width)
+    out_w = min(cell_len(out), max(room // 3, room - cell_len(inp)))
+    return fit(f"{prefix}{fit(inp, room - out_w).rstrip()} → {fit(out, out_w).rstrip()}", width)

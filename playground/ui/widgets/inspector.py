@@ -50,7 +50,7 @@ class TokenInspector(Widget):
     """
 
     DEFAULT_CSS = """
-    TokenInspector { height: 1fr; padding: 0 1; }
+    TokenInspector { height: 1fr; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     TokenInspector > .inspector--label { color: $text-muted; }
     TokenInspector > .inspector--token { color: $accent; text-style: bold; }
     TokenInspector > .inspector--bar { color: $bar-raw; }

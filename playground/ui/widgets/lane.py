@@ -83,7 +83,7 @@ class LanePane(Vertical):
     """A lane: header (settings, divergence), ``LaneCompletion``, metrics line."""
 
     DEFAULT_CSS = """
-    LanePane { width: 1fr; height: 1fr; border: round $panel-lighten-2; background: $surface;
+    LanePane { width: 1fr; height: 1fr; border: round $foreground 30%; background: $surface;
                border-title-color: $text-muted; border-subtitle-color: $text-muted; }
     LanePane.-selected { border: round $primary; border-title-color: $primary; border-title-style: bold; }
     LanePane > .lane--head { height: auto; max-height: 3; padding: 0 1; color: $text-muted; }

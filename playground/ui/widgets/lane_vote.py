@@ -27,15 +27,24 @@ def histogram(vote: Vote, width: int = 40) -> Text:
     if vote.no_answer:
         answers.append(("(no answer)", vote.no_answer))
     label_w = min(16, max((len(a) for a, _ in answers), default=4))
+    leaders = set(vote.tied) if vote.tied else {vote.majority}
     for answer, count in answers:
-        style = "bold" if answer == vote.majority else ""
-        out.append(fit(answer, label_w).ljust(label_w) + " ", style)
-        out.append(bar(count / n, max(4, width - label_w - 12)), "green" if answer == vote.majority else "dim")
+        lead = answer in leaders
+        out.append(fit(answer, label_w).ljust(label_w) + " ", "bold" if lead else "")
+        out.append(bar(count / n, max(4, width - label_w - 12)), "green" if lead else "dim")
         out.append(f" {count:>2} {count / n:4.0%}\n")
-    majority = "none" if vote.majority is None else repr(vote.majority)
-    tied = f" (tied: {', '.join(map(repr, vote.tied))})" if vote.tied else ""
-    out.append(f"majority {majority}{tied} · agreement {vote.agreement:.0%} of {vote.n_samples}", "bold")
+    out.append(verdict(vote), "bold")
     return out
+
+
+def verdict(vote: Vote) -> str:
+    """The summary line: the majority, or a tie (no answer wins a tie, so none is called a majority)."""
+    share = f"{vote.agreement:.0%} of {vote.n_samples}"
+    if vote.majority is None:
+        return f"no answer in {vote.n_samples} samples"
+    if vote.tied:
+        return f"tie: {len(vote.tied)}-way between {', '.join(map(repr, vote.tied))} · {share} each"
+    return f"majority {vote.majority!r} · agreement {share}"
 
 
 class VotePanel(Vertical):
@@ -61,11 +70,12 @@ class VotePanel(Vertical):
         self.vote = None
         self.extractor_name = extractor_name
         self.query_one("#vote-histogram", Static).update(f"{n} samples running · extractor: {escape(extractor_name)}…")
-        self.set_rows([f"sample {k + 1}  …" for k in range(n)])
+        self.set_rows([f"sample {k + 1}  …" for k in range(n)], keep=False)  # a new run starts at sample 1
 
-    def set_rows(self, rows: Sequence[str]) -> None:
+    def set_rows(self, rows: Sequence[str], keep: bool = True) -> None:
+        """Replace the rows; ``keep`` keeps the highlighted row (the answers of the same samples)."""
         options = self.query_one(OptionList)
-        highlighted = options.highlighted
+        highlighted = options.highlighted if keep else None
         options.clear_options()
         options.add_options([Option(Text(row), id=f"s{k}") for k, row in enumerate(rows)])
         if rows:

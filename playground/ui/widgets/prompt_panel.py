@@ -9,6 +9,7 @@ from textual.message import Message
 from textual.widgets import Checkbox, Static, TabbedContent, TabPane, TextArea
 
 from playground.prompt_builder import PromptSpec
+from playground.ui.widgets.check import Check
 
 FIELDS = ("instruction", "context", "input")
 
@@ -20,7 +21,7 @@ class PromptPanel(Vertical):
     PromptPanel { height: 1fr; }
     PromptPanel TabbedContent { height: 1fr; }
     PromptPanel TabPane { padding: 0; height: 1fr; }
-    PromptPanel TextArea { border: round $panel-lighten-2; padding: 0; height: 1fr; min-height: 3; }
+    PromptPanel TextArea { border: round $foreground 30%; padding: 0; height: 1fr; min-height: 3; }
     PromptPanel TextArea:focus { border: round $primary; }
     PromptPanel #instruction { height: 5; }
     PromptPanel #context { height: 5; }
@@ -28,7 +29,7 @@ class PromptPanel(Vertical):
     PromptPanel #prompt-bar { height: 1; padding: 0 1; }
     PromptPanel #prompt-bar Checkbox { border: none; padding: 0; height: 1; width: auto; background: transparent; }
     PromptPanel #prompt-bar Checkbox:focus { background: $boost; }
-    PromptPanel #prompt-count { width: 1fr; text-align: right; color: $text-muted; }
+    PromptPanel #prompt-count { width: 1fr; text-align: right; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
     PromptPanel #prompt-count.-over { color: $error; text-style: bold; }
     PromptPanel #prompt-count.-warn { color: $warning; }
     """
@@ -55,7 +56,7 @@ class PromptPanel(Vertical):
                 area.border_title = "prompt (used verbatim)"
                 yield area
         with Horizontal(id="prompt-bar"):
-            yield Checkbox("chat template", spec.template == "chat", id="chat",
+            yield Check("chat template", spec.template == "chat", id="chat",
                            tooltip="render through the model's chat template (ctrl+t)")
             yield Static("", id="prompt-count")
 

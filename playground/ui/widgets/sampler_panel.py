@@ -10,6 +10,7 @@ from textual.widgets import Checkbox, Input, Label
 
 from playground.params import RANDOM_SEED, SamplerParams
 from playground.ui.widgets.slider import Slider
+from playground.ui.widgets.check import Check
 
 #: slider id -> (label, SamplerParams field, minimum, maximum, step, hard max, integer, format, off value, tip)
 SLIDERS = {
@@ -98,7 +99,7 @@ class SamplerPanel(VerticalScroll):
             yield Label("seed")
             yield Input(str(p.seed if p.seed != RANDOM_SEED else ""), placeholder="random", id="seed",
                         restrict=r"[0-9]*", max_length=10, tooltip="empty = a fresh random seed per run")
-            yield Checkbox("greedy", p.greedy, id="greedy", tooltip="always take the most likely token")
+            yield Check("greedy", p.greedy, id="greedy", tooltip="always take the most likely token")
         with Horizontal(id="stop-row"):
             yield Label("stop")
             yield Input(format_stops(self._stop), placeholder="none  (e.g. \\n\\n|Input:)", id="stop",

@@ -56,7 +56,7 @@ class Slider(Widget, can_focus=True):
     Slider { height: 1; width: 1fr; }
     Slider > .slider--label { color: $text-muted; }
     Slider:focus > .slider--label { color: $text; text-style: bold; }
-    Slider > .slider--track { color: $panel-lighten-2; }
+    Slider > .slider--track { color: $foreground 30%; }
     Slider > .slider--fill { color: $primary-darken-1; }
     Slider:focus > .slider--fill { color: $primary; }
     Slider > .slider--knob { color: $primary; }
@@ -154,6 +154,10 @@ class Slider(Widget, can_focus=True):
                 event.prevent_default()
                 self.refresh()
             return
+        if event.key in ("tab", "shift+tab"):  # commit, and let the key move the focus as usual
+            self._commit()
+            self.refresh()
+            return
         event.stop()
         event.prevent_default()
         if event.key == "enter":
@@ -169,9 +173,17 @@ class Slider(Widget, can_focus=True):
     def _commit(self) -> None:
         text, self._edit = self._edit or "", None
         try:
-            self.value = float(text)
+            typed = float(text)
         except ValueError:
             self.notify(f"{self.label}: '{text}' is not a number", severity="warning")
+            return
+        self.value = typed
+        if not self.minimum <= typed <= self.hard_max:  # clamped: say so, a silent change looks like a bug
+            self.notify(f"{self.label}: {text} is out of range {self._shown(self.minimum)}–{self._shown(self.hard_max)}; "
+                        f"set to {self.format_value()}", title="Value out of range", severity="warning")
+
+    def _shown(self, value: float) -> str:
+        return self.fmt.format(int(value) if self.integer else value)
 
     @property
     def editing(self) -> bool:
