@@ -47,7 +47,7 @@ NAN, INF = float("nan"), float("inf")
         ("base_url", "http://ho st/v1", "spaces or control characters"),
         ("base_url", "http://h/v1\x1b[2J", "spaces or control characters"),
         ("kind", ["openai"], "kind must be a string, not list"),
-        ("kind", "grpc", "kind must be one of openai, ollama, not 'grpc'"),
+        ("kind", "grpc", "kind must be one of openai, ollama, llamacpp, not 'grpc'"),
         ("mode", 1, "mode must be a string"),
         ("read_timeout", [1], "read_timeout must be a number of seconds, not list"),
         ("read_timeout", NAN, "read_timeout must be a number of seconds above 0"),

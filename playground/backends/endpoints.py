@@ -6,7 +6,7 @@ An endpoint names a server, never a secret: the API key is read from the environ
 Example::
 
     [backends.vllm]
-    kind = "openai"                      # "openai" (OpenAI-compatible) or "ollama"
+    kind = "openai"                      # "openai" (OpenAI-compatible), "ollama" or "llamacpp" (llama-server's /completion)
     base_url = "http://gpu-box:8000/v1"
     model = "Qwen/Qwen2.5-7B-Instruct"
     api_key_env = "VLLM_API_KEY"         # optional
@@ -36,15 +36,18 @@ from playground.errors import ConfigError, InvalidParameterError
 __all__ = ["Endpoint", "display_url", "storage_url", "endpoint_from_mapping", "endpoint_from_args", "parse_endpoints",
            "load_endpoints", "add_backend_options", "resolve_api_key"]
 
-Kind = Literal["openai", "ollama"]
+Kind = Literal["openai", "ollama", "llamacpp"]
 Mode = Literal["completions", "chat"]
 
-KINDS = ("openai", "ollama")
+KINDS = ("openai", "ollama", "llamacpp")
 MODES = ("completions", "chat")
 #: Sampler settings beyond the OpenAI ones; sent only to endpoints that list them.
 EXTRA_PARAMS = frozenset({"top_k", "min_p", "repeat_penalty", "repeat_last_n"})
 DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
 DEFAULT_OLLAMA_URL = "http://127.0.0.1:11434"
+DEFAULT_LLAMACPP_URL = "http://127.0.0.1:8080"
+#: Where each kind listens by default when no base URL is given.
+DEFAULT_URLS = {"openai": DEFAULT_OPENAI_URL, "ollama": DEFAULT_OLLAMA_URL, "llamacpp": DEFAULT_LLAMACPP_URL}
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,8 @@ class Endpoint:
     """The name used in the config (``[backends.NAME]``) and with ``--backend``."""
     kind: Kind
     base_url: str
-    """OpenAI: up to and including ``/v1``; Ollama: the server root."""
+    """OpenAI: up to and including ``/v1``; Ollama and llamacpp: the server root (llamacpp ignores a
+    trailing ``/v1``)."""
     model: str
     api_key_env: str | None = None
     """Name of the environment variable holding the API key (the key itself is never stored)."""
@@ -80,6 +84,9 @@ class Endpoint:
     """Longest a whole request may take, retries included."""
     max_response_mb: float = 64.0
     """Most decompressed data read from one response (a compression bomb stops there)."""
+    raw_logprobs: bool = True
+    """llamacpp: also ask for the raw log-probabilities, in a second request run alongside (same
+    seed); llama-server gives either those or the post-sampler probabilities per request."""
 
     def validate(self) -> "Endpoint":
         """Self, or ConfigError naming the first field that is wrong (type, range, URL shape)."""
@@ -88,6 +95,9 @@ class Endpoint:
             problem = _field_problem(f.name, getattr(self, f.name))
             if problem:
                 raise ConfigError(f"{where}: {problem}")
+        if self.kind == "llamacpp" and self.mode != "completions":
+            raise ConfigError(f"{where}: kind \"llamacpp\" sends the raw prompt to /completion; for chat messages use "
+                              "kind = \"openai\" with mode = \"chat\" and base_url ending in /v1")
         return self
 
     @property
@@ -143,8 +153,8 @@ def _field_problem(name: str, value: Any) -> str | None:
             return "extra_params must be a list of names"
         if value - EXTRA_PARAMS:
             return f"unknown extra_params {sorted(value - EXTRA_PARAMS)}; known: {sorted(EXTRA_PARAMS)}"
-    if name == "logprobs" and not isinstance(value, bool):
-        return f"logprobs must be true or false, not {value!r}"
+    if name in ("logprobs", "raw_logprobs") and not isinstance(value, bool):
+        return f"{name} must be true or false, not {value!r}"
     if name in ("max_logprobs", "max_retries"):
         top = 100 if name == "max_logprobs" else 10
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= top:
@@ -191,8 +201,8 @@ def endpoint_from_mapping(name: str, data: Mapping[str, Any]) -> Endpoint:
     if unknown:
         raise ConfigError(f"backend '{name}': unknown keys {sorted(unknown)}; known: {sorted(_FIELDS)}")
     kind = data.get("kind", "openai")
-    values: dict[str, Any] = {"kind": kind, "model": "", **data}
-    values.setdefault("base_url", DEFAULT_OLLAMA_URL if kind == "ollama" else DEFAULT_OPENAI_URL)
+    values: dict[str, Any] = {"kind": kind, "model": _default_model(kind), **data}
+    values.setdefault("base_url", DEFAULT_URLS.get(kind, DEFAULT_OPENAI_URL) if isinstance(kind, str) else DEFAULT_OPENAI_URL)
     extra = values.get("extra_params", ())
     if not isinstance(extra, (list, tuple, frozenset, set)) or not all(isinstance(x, str) for x in extra):
         raise ConfigError(f"backend '{name}': extra_params must be a list of names")
@@ -237,9 +247,9 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--backend", metavar="NAME", help="an endpoint from [backends.NAME] in the config, or 'openai' "
                        "(OPENAI_BASE_URL or api.openai.com, key from OPENAI_API_KEY)")
     group.add_argument("--base-url", metavar="URL", help="server URL, e.g. http://127.0.0.1:8000/v1 (OpenAI-compatible) "
-                       "or http://127.0.0.1:11434 with --api-kind ollama")
+                       "or http://127.0.0.1:11434 with --api-kind ollama, http://127.0.0.1:8080 with --api-kind llamacpp")
     group.add_argument("--api-model", "--model-name", dest="api_model", metavar="NAME", help="model name on the server")
-    group.add_argument("--api-kind", choices=KINDS, default=None, help="wire protocol (default openai)")
+    group.add_argument("--api-kind", choices=KINDS, default=None, help="wire protocol (default openai; llamacpp: llama-server's native /completion)")
     group.add_argument("--api-mode", choices=MODES, default=None, help="raw prompt (completions, default) or chat messages")
     group.add_argument("--api-key-env", metavar="VAR", default=None, help="environment variable holding the API key "
                        "(default OPENAI_API_KEY for openai)")
@@ -284,11 +294,13 @@ def endpoint_from_args(
         values = {**{f.name: getattr(base, f.name) for f in fields(Endpoint)}, **overrides}
     else:
         kind = args.api_kind or "openai"
-        url = base_url or (environ.get("OPENAI_BASE_URL") if kind == "openai" else DEFAULT_OLLAMA_URL)
+        url = base_url or (environ.get("OPENAI_BASE_URL") if kind == "openai" else DEFAULT_URLS[kind])
         if not url:
             raise InvalidParameterError("--api-model needs --base-url (or OPENAI_BASE_URL in the environment)")
         values = {"name": "cli", "kind": kind, "base_url": url, "model": model or "",
                   "api_key_env": "OPENAI_API_KEY" if kind == "openai" else None, **overrides}
+    if not values.get("model"):
+        values["model"] = _default_model(values.get("kind", "openai"))
     if not values.get("model"):
         raise InvalidParameterError("a remote backend needs a model name: --api-model NAME")
     try:
@@ -296,6 +308,11 @@ def endpoint_from_args(
     except ConfigError as exc:
         message = exc.message.replace("backend 'cli': base_url", "--base-url", 1)
         raise InvalidParameterError(message) from None
+
+
+def _default_model(kind: Any) -> str:
+    """llama-server serves the one model it was started with: no name is needed to reach it."""
+    return "llama-server" if kind == "llamacpp" else ""
 
 
 def _openai_default(environ: Mapping[str, str], model: str | None) -> Endpoint:

@@ -19,11 +19,12 @@ def remote_backend(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> Backend:
     """The backend for a remote endpoint, with its key read from ``endpoint.api_key_env``."""
+    from playground.backends.llamacpp import LlamaCppBackend
     from playground.backends.ollama import OllamaBackend
     from playground.backends.openai_compat import OpenAIBackend
 
     key = resolve_api_key(endpoint, os.environ if environ is None else environ)
-    cls = OllamaBackend if endpoint.kind == "ollama" else OpenAIBackend
+    cls = {"ollama": OllamaBackend, "llamacpp": LlamaCppBackend}.get(endpoint.kind, OpenAIBackend)
     return cls(endpoint, key, transport=transport)
 
 

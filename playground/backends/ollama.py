@@ -17,8 +17,9 @@ import httpx
 
 from playground.backends.base import Capabilities
 from playground.backends.faults import RemoteFailure, server_detail
+from playground.backends.logprob_shapes import ByteJoiner, logprob_entries
 from playground.backends.remote import Finish, Piece, RemoteBackend, pieces_for
-from playground.backends.sse import MalformedStream, as_count, as_list, as_logprob, as_rate, as_text, iter_ndjson, top_alternatives
+from playground.backends.sse import MalformedStream, as_count, as_rate, as_text, iter_ndjson
 from playground.params import GenerationRequest
 
 MAX_TOP = 20
@@ -74,6 +75,7 @@ class OllamaBackend(RemoteBackend):
 
     async def parse(self, response: httpx.Response, request: GenerationRequest) -> AsyncIterator[Piece | Finish]:
         top_n = min(request.top_n, MAX_TOP)
+        joiner = ByteJoiner()  # exact UTF-8 from ``bytes``, across tokens that split a character
         async for obj in iter_ndjson(self.lines(response)):
             if "error" in obj:
                 raise RemoteFailure(f"the server reported an error: {_error_text(obj['error'])}")
@@ -84,22 +86,11 @@ class OllamaBackend(RemoteBackend):
                 text = as_text(message.get("content"))
             else:
                 text = as_text(obj.get("response"))
-            for piece in pieces_for(text, _entries(obj.get("logprobs"), top_n)):
+            for piece in pieces_for(text, logprob_entries(obj.get("logprobs"), top_n, joiner)):
                 yield piece
             if obj.get("done") is True:
                 yield _finish(obj)
                 return
-
-
-def _entries(logprobs: Any, top_n: int) -> list[Piece]:
-    """Per-token entries; ones of the wrong shape are skipped (the text stays the server's)."""
-    out = []
-    for entry in as_list(logprobs):
-        if not isinstance(entry, dict) or not isinstance(entry.get("token"), str):
-            continue
-        alts = [(a.get("token"), as_logprob(a.get("logprob"))) for a in as_list(entry.get("top_logprobs")) if isinstance(a, dict)]
-        out.append(Piece(as_text(entry["token"]), as_logprob(entry.get("logprob")), top_alternatives(alts, top_n)))
-    return out
 
 
 def _finish(obj: dict[str, Any]) -> Finish:

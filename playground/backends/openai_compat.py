@@ -2,8 +2,10 @@
 
 ``/completions`` takes the raw prompt and ``logprobs`` as an integer (alternatives per token,
 OpenAI allows up to 5); ``/chat/completions`` takes messages, ``logprobs: true`` and
-``top_logprobs`` (up to 20). Token ids and the sampler's final probabilities are not part of the
-protocol: they stay None, never guessed.
+``top_logprobs`` (up to 20, or vLLM's ``--max-logprobs``). Every logprob shape the engines send is
+read (``logprob_shapes``); token ids are used where a server gives them (llama-server does). The
+sampler's final probabilities are not part of the protocol: they stay None, never guessed. Sampler
+settings not sent are the server's own (``server_defaults`` in the start event's params).
 """
 
 from __future__ import annotations
@@ -15,18 +17,16 @@ import httpx
 
 from playground.backends.base import Capabilities
 from playground.backends.faults import RemoteFailure, server_detail
-from playground.backends.sse import excerpt
+from playground.backends.logprob_shapes import ByteJoiner, logprob_entries
 from playground.backends.remote import Finish, Piece, RemoteBackend, pieces_for
 from playground.backends.sse import (
     DONE,
     MalformedStream,
     as_count,
-    as_list,
-    as_logprob,
     as_text,
+    excerpt,
     iter_sse,
     parse_json_object,
-    top_alternatives,
 )
 from playground.params import GenerationRequest
 
@@ -41,7 +41,7 @@ class OpenAIBackend(RemoteBackend):
 
     def make_capabilities(self) -> Capabilities:
         e = self.endpoint
-        top = (CHAT_MAX_TOP if self.chat else e.max_logprobs) if e.logprobs else 0
+        top = (max(CHAT_MAX_TOP, e.max_logprobs) if self.chat else e.max_logprobs) if e.logprobs else 0
         return Capabilities(
             logprobs=e.logprobs,
             max_alternatives=top,
@@ -88,6 +88,7 @@ class OpenAIBackend(RemoteBackend):
         top_n = min(request.top_n, self.capabilities.max_alternatives)  # servers may add the chosen one
         finish: Finish | None = None
         prompt_tokens: int | None = None
+        joiner = ByteJoiner()  # one per stream: a character's bytes may span two tokens
         async for event in iter_sse(self.lines(response)):
             if event.data.strip() == DONE:
                 break
@@ -106,9 +107,10 @@ class OpenAIBackend(RemoteBackend):
             if self.chat:
                 delta = choice.get("delta")
                 delta = delta if isinstance(delta, dict) else {}
-                text, entries = as_text(delta.get("content")), chat_entries(choice.get("logprobs"), top_n)
+                text = as_text(delta.get("content"))
             else:
-                text, entries = as_text(choice.get("text")), completion_entries(choice.get("logprobs"), top_n)
+                text = as_text(choice.get("text"))
+            entries = logprob_entries(choice.get("logprobs"), top_n, joiner)
             for piece in pieces_for(text, entries):
                 yield piece
             reason = choice.get("finish_reason")
@@ -117,33 +119,3 @@ class OpenAIBackend(RemoteBackend):
         if finish is not None:
             yield Finish(finish.reason, prompt_tokens=prompt_tokens)
 
-
-def completion_entries(logprobs: Any, top_n: int) -> list[Piece]:
-    """``{"tokens": [...], "token_logprobs": [...], "top_logprobs": [{text: lp}, ...]}``.
-
-    Only the tokens are needed; log-probabilities of the wrong type or shape read as unknown.
-    """
-    if not isinstance(logprobs, dict):
-        return []  # absent, or not the protocol's shape: the tokens simply have no probabilities
-    tokens = [t for t in as_list(logprobs.get("tokens")) if isinstance(t, str)]
-    values = as_list(logprobs.get("token_logprobs"))
-    tops = as_list(logprobs.get("top_logprobs"))
-    out = []
-    for k, token in enumerate(tokens):
-        top = tops[k] if k < len(tops) and isinstance(tops[k], dict) else {}
-        alts = top_alternatives([(t, as_logprob(v)) for t, v in top.items()], top_n)
-        out.append(Piece(as_text(token), as_logprob(values[k] if k < len(values) else None), alts))
-    return out
-
-
-def chat_entries(logprobs: Any, top_n: int) -> list[Piece]:
-    """``{"content": [{"token", "logprob", "top_logprobs": [{"token", "logprob"}]}]}``."""
-    if not isinstance(logprobs, dict):
-        return []
-    out = []
-    for entry in as_list(logprobs.get("content")):
-        if not isinstance(entry, dict) or not isinstance(entry.get("token"), str):
-            continue  # an entry without a token's text says nothing usable
-        pairs = [(a.get("token"), as_logprob(a.get("logprob"))) for a in as_list(entry.get("top_logprobs")) if isinstance(a, dict)]
-        out.append(Piece(as_text(entry["token"]), as_logprob(entry.get("logprob")), top_alternatives(pairs, top_n)))
-    return out

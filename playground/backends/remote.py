@@ -19,7 +19,7 @@ import random
 import threading
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -38,6 +38,8 @@ from playground.params import RANDOM_SEED, GenerationRequest
 __all__ = ["Cancelled", "Finish", "Piece", "RemoteBackend", "Secret", "pieces_for", "retry_delay", "same_origin"]
 
 _END = object()
+#: Sampler fields that are no setting of their own on any wire ("greedy" is sent as temperature 0).
+_NOT_A_SETTING = frozenset({"greedy"})
 
 
 class Secret:
@@ -68,6 +70,10 @@ class Piece:
     logprob: float | None = None
     top: tuple[Alternative, ...] = ()
     id: int = -1
+    p_sampled: float | None = None
+    """Probability in the server's final (post-sampler) distribution, where it says (llama-server)."""
+    n_candidates: int | None = None
+    """How many candidates survived its sampler chain, where that is known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,11 +139,10 @@ class RemoteBackend:
         tokens = TokenRedactor(self._secrets)
         n, t_first, t_last, finish = 0, None, t0, None
         reason, failed = "stop", None
-        response: httpx.Response | None = None
+        responses: list[httpx.Response] = []
         parts: AsyncIterator[Piece | Finish] | None = None
         try:
-            response = await until(self._open(path, body, cancel, clock), cancel, clock)
-            parts = self.parse(response, request)
+            parts = await self.open_parts(path, body, request, cancel, clock, responses)
             while (item := await until(anext(parts, _END), cancel, clock)) is not _END:
                 if isinstance(item, Finish):
                     finish = item
@@ -145,7 +150,8 @@ class RemoteBackend:
                 t_last = time.perf_counter()
                 t_first = t_first if t_first is not None else t_last
                 clock.progress()
-                event = TokenEvent(i=n, id=item.id, text=item.text, logprob=item.logprob, p_sampled=None, top=item.top, t=t_last - t0)
+                event = TokenEvent(i=n, id=item.id, text=item.text, logprob=item.logprob, p_sampled=item.p_sampled,
+                                   top=item.top, t=t_last - t0, n_candidates=item.n_candidates)
                 n += 1
                 for ready in tokens.push(event):
                     yield ready
@@ -165,7 +171,7 @@ class RemoteBackend:
         except Exception as exc:  # a last guard: whatever a server can provoke ends as a failure, not a traceback
             failed = f"unexpected {type(exc).__name__} reading the response after {n} tokens: {excerpt(str(exc), 200)}"
         finally:
-            await self._close(parts, response)
+            await self._close(parts, *responses)
         for ready in tokens.flush():  # tokens held back while they might have begun a secret
             yield ready
         if failed is not None:
@@ -182,14 +188,22 @@ class RemoteBackend:
             seed=seed,
         )
 
+    async def open_parts(self, path: str, body: dict[str, Any], request: GenerationRequest, cancel: threading.Event,
+                         clock: Clock, responses: list[httpx.Response]) -> AsyncIterator[Piece | Finish]:
+        """Send the request (one by default) and return its parsed parts; each response opened is
+        added to ``responses`` at once, so that it is closed whatever happens next."""
+        response = await until(self._open(path, body, cancel, clock), cancel, clock)
+        responses.append(response)
+        return self.parse(response, request)
+
     def lines(self, response: httpx.Response) -> AsyncIterator[list[str]]:
         """The response's text lines in batches: decompressed with a size cap, each line capped too."""
         return iter_lines(iter_body(response, int(self.endpoint.max_response_mb * 2**20)))
 
     @staticmethod
-    async def _close(parts: Any, response: httpx.Response | None) -> None:
-        """Close the parser, then the response (the server sees a cancel); a failing close is moot."""
-        for closable in (parts, response):
+    async def _close(parts: Any, *responses: httpx.Response) -> None:
+        """Close the parser, then the responses (the server sees a cancel); a failing close is moot."""
+        for closable in (parts, *responses):
             if closable is not None:
                 try:
                     await closable.aclose()
@@ -219,6 +233,8 @@ class RemoteBackend:
             "stop": list(request.stop),
             "top_n": min(request.top_n, self.capabilities.max_alternatives),
             "not_sent": sorted(k for k in sampler if k not in honoured),
+            # Not sent, so the server's own default applies (llama-cpp-python's repeat_penalty 1.1...).
+            "server_defaults": sorted(k for k in sampler if k not in honoured and k not in _NOT_A_SETTING),
         }
 
     def redact(self, text: str) -> str:
@@ -299,8 +315,7 @@ def pieces_for(text: str, entries: list[Piece]) -> list[Piece]:
     if not entries:
         return [Piece(text)] if text else []
     if len(entries) == 1:
-        e = entries[0]
-        return [Piece(text, e.logprob, e.top, e.id)]
+        return [replace(entries[0], text=text)]
     if "".join(e.text for e in entries) == text:
         return entries
-    return [Piece(text if i == 0 else "", e.logprob, e.top, e.id) for i, e in enumerate(entries)]
+    return [replace(e, text=text if i == 0 else "") for i, e in enumerate(entries)]

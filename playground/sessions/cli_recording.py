@@ -19,7 +19,8 @@ from playground.params import GenerationRequest
 from playground.sessions import history
 from playground.sessions.record import SessionRecorder, backend_from_endpoint
 from playground.sessions.schema import BackendSpec
-from playground.sessions.store import save
+from playground.sessions.store import write
+from playground.terminal_text import inert_line
 
 
 def add_session_options(parser: argparse.ArgumentParser) -> None:
@@ -98,5 +99,7 @@ class RunRecording:
             except PlaygroundError as exc:
                 print(f"playground: history not kept: {exc.message}", file=sys.stderr)
         if self.save_to is not None:
-            save(session, self.save_to)
+            saved = write(session, self.save_to)
+            for note in saved.trimmed:  # the run is kept; say what had to give to fit the limits
+                print(f"playground: {saved.path}: {inert_line(note)}", file=sys.stderr)
         return kept

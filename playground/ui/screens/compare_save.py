@@ -26,7 +26,6 @@ from playground.ui.screens.session_files import SaveSessionScreen
 from playground.ui.session_io import HISTORY_DIST, default_save_path, write_session_file
 
 if TYPE_CHECKING:
-    from playground.ui.screens.compare import CompareScreen
     from playground.ui.screens.compare_forms import VoteSetup
 
 
@@ -70,7 +69,7 @@ class CompareSaving:
     last_kept: Path | None = None
     """The history file of the last finished live run."""
 
-    def action_save_session(self: "CompareScreen") -> None:
+    def action_save_session(self) -> None:
         """An opened session is held whole by the main screen: its save writes every lane."""
         if self.records and self.records[0].source in ("session", "replay"):
             self.app._main_screen().action_save_session()
@@ -83,13 +82,13 @@ class CompareSaving:
         self.app.push_screen(SaveSessionScreen(default_save_path(self.settings.history_dir, spec), note),
                              self.save_to)
 
-    def save_to(self: "CompareScreen", path: Path | None) -> None:
+    def save_to(self, path: Path | None) -> None:
         """Write the last live run to ``path`` (in a thread); None (a cancelled modal) does nothing."""
         if path is not None and self.recorder is not None:
             self._write_run(path, self.recorder)
 
     @work(thread=True, group="session-io", exit_on_error=False)
-    def _write_run(self: "CompareScreen", path: Path, recorder: SessionRecorder) -> None:
+    def _write_run(self, path: Path, recorder: SessionRecorder) -> None:
         try:
             saved = write_session_file(recorder.session(), path, self.settings.history_dir)
         except PlaygroundError as exc:
@@ -97,18 +96,18 @@ class CompareSaving:
             return
         self.app.call_from_thread(self._saved, saved)
 
-    def _saved(self: "CompareScreen", path: Path) -> None:
+    def _saved(self, path: Path) -> None:
         self.last_saved = path
         self.notify(str(path), title="Session saved")
 
-    def keep_in_history(self: "CompareScreen") -> None:
+    def keep_in_history(self) -> None:
         """Keep the finished live run (called once per run, when its worker has ended)."""
         live = bool(self.records) and self.records[0].source == "live"
         if self.settings.keep_history and live and self.recorder is not None and self.recorder.lanes:
             self._keep(self.recorder)
 
     @work(thread=True, group="history", exit_on_error=False)
-    def _keep(self: "CompareScreen", recorder: SessionRecorder) -> None:
+    def _keep(self, recorder: SessionRecorder) -> None:
         try:
             path = history.keep(trim_dist(recorder.session()), self.settings.history_dir)
         except PlaygroundError as exc:  # the run itself is fine: say so, as a warning

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from contextlib import aclosing
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from playground.compare.divergence import divergences
 from playground.compare.events import LaneEvent
@@ -19,16 +18,13 @@ from playground.sessions.schema import Session
 from playground.ui.run_record import RunRecord
 from playground.ui.widgets.lane_vote import VotePanel
 
-if TYPE_CHECKING:
-    from playground.ui.screens.compare import CompareScreen
-
 
 class CompareSessions:
     """Show and replay sessions; mixed into ``CompareScreen``."""
 
     session_path: Path | None = None
 
-    async def show_session(self: "CompareScreen", session: Session, path: Path, speed: float | None = None) -> None:
+    async def show_session(self, session: Session, path: Path, speed: float | None = None) -> None:
         """All of ``session``'s lanes side by side (a vote session: its samples and the vote)."""
         await self.ready.wait()
         if self.running:
@@ -65,13 +61,13 @@ class CompareSessions:
         self.stream_worker = self.run_worker(self._replay(session, speed, kept), name="replay",
                                              group="compare-replay", exclusive=True, exit_on_error=False)
 
-    async def _replay(self: "CompareScreen", session: Session, speed: float, kept: set[int]) -> None:
+    async def _replay(self, session: Session, speed: float, kept: set[int]) -> None:
         async with aclosing(areplay(session, speed)) as items:
             async for item in items:
                 if item.lane in kept:
                     self.pump.put(LaneEvent(item.lane, item.event))
 
-    def finish_session(self: "CompareScreen", session: Session, stopped: bool = False) -> None:
+    def finish_session(self, session: Session, stopped: bool = False) -> None:
         """Divergences of the recorded lanes and the recorded vote, then the usual end of a run."""
         if self.mode == "lanes" and len(self.records) > 1:
             self.divergences = {d.lane: d for d in divergences([r.tokens for r in self.records])}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from textual import work
 
@@ -37,9 +36,6 @@ from playground.ui.widgets.examples_panel import ExamplesPanel
 from playground.ui.widgets.prompt_panel import PromptPanel
 from playground.ui.widgets.sampler_panel import SamplerPanel
 
-if TYPE_CHECKING:
-    from playground.ui.screens.main import MainScreen
-
 PROMPT_EDITED = ("the prompt changed since the last run: the panes' prompt is saved, and the run "
                  "keeps the exact prompt it was given in its receipt")
 
@@ -53,13 +49,13 @@ class SessionActions:
     """The history file of the last finished run."""
 
     # --- save ------------------------------------------------------------------------------
-    def action_save_session(self: "MainScreen") -> None:
+    def action_save_session(self) -> None:
         spec = self.current_spec()
         note = PROMPT_EDITED if self.record.source == "live" and self.record.spec not in (None, spec) else ""
         self.app.push_screen(SaveSessionScreen(default_save_path(self.settings.history_dir, spec), note),
                              self._save_chosen)
 
-    def _save_chosen(self: "MainScreen", path: Path | None) -> None:
+    def _save_chosen(self, path: Path | None) -> None:
         if path is None:
             return
         record = dataclasses.replace(self.record, tokens=list(self.record.tokens))  # the run may go on
@@ -68,7 +64,7 @@ class SessionActions:
         self._write_session(path, self.current_spec(), record, options)
 
     @work(thread=True, group="session-io", exit_on_error=False)
-    def _write_session(self: "MainScreen", path: Path, spec: PromptSpec, record: RunRecord, options: dict) -> None:
+    def _write_session(self, path: Path, spec: PromptSpec, record: RunRecord, options: dict) -> None:
         try:
             saved = write_session_file(session_to_save(spec, record, **options), path, self.settings.history_dir)
         except PlaygroundError as exc:
@@ -76,19 +72,19 @@ class SessionActions:
             return
         self.app.call_from_thread(self._saved, saved)
 
-    def _saved(self: "MainScreen", path: Path) -> None:
+    def _saved(self, path: Path) -> None:
         self.last_saved = path
         self.clean_spec = self.current_spec()
         self.notify(str(path), title="Session saved")
 
     # --- history ---------------------------------------------------------------------------
-    def keep_in_history(self: "MainScreen") -> None:
+    def keep_in_history(self) -> None:
         """Keep the finished live run (called once per run, from ``_finish``)."""
         if self.settings.keep_history and self.record.source == "live":
             self._keep(self.record.spec or self.current_spec(), self.record)
 
     @work(thread=True, group="history", exit_on_error=False)
-    def _keep(self: "MainScreen", spec: PromptSpec, record: RunRecord) -> None:
+    def _keep(self, spec: PromptSpec, record: RunRecord) -> None:
         try:
             path = history.keep(history_session(spec, record), self.settings.history_dir)
         except PlaygroundError as exc:  # the run itself is fine: say so, as a warning
@@ -98,7 +94,7 @@ class SessionActions:
         self.app.call_from_thread(setattr, self, "last_kept", path)
 
     # --- open ------------------------------------------------------------------------------
-    def action_open_session(self: "MainScreen") -> None:
+    def action_open_session(self) -> None:
         if self._generating:
             self.notify("A run is going on; escape stops it first.", severity="warning")
             return
@@ -108,12 +104,12 @@ class SessionActions:
         recent += [(p, f"example           {p.name}") for p in examples]
         self.app.push_screen(OpenSessionScreen(str(folder) + os.sep, recent, str(folder)), self._open_chosen)
 
-    def _open_chosen(self: "MainScreen", path: Path | None) -> None:
+    def _open_chosen(self, path: Path | None) -> None:
         if path is not None:
             self.open_file(path)
 
     @work(thread=True, group="session-io", exit_on_error=False)
-    def open_file(self: "MainScreen", path: Path, speed: float | None = None) -> None:
+    def open_file(self, path: Path, speed: float | None = None) -> None:
         """Load ``path`` (a thread: files may be large) and show it, or replay it at ``speed``."""
         try:
             loaded = load(path)
@@ -122,7 +118,7 @@ class SessionActions:
             return
         self.app.call_from_thread(self.show_session, loaded.session, loaded.path, speed)
 
-    def show_session(self: "MainScreen", session: Session, path: Path, speed: float | None = None) -> None:
+    def show_session(self, session: Session, path: Path, speed: float | None = None) -> None:
         """Fill the panes from ``session`` and show its (first) lane: whole, or replayed at ``speed``."""
         if self._generating:
             self.notify("A run is going on; escape stops it first.", severity="warning")

@@ -80,10 +80,25 @@ class PromptPanel(Vertical):
             self.query_one(f"#{name}", TextArea).load_text(getattr(spec, name))
         self.query_one("#freeform-text", TextArea).load_text(spec.text)
         self.query_one("#chat", Checkbox).value = spec.template == "chat"
-        had_focus = self.has_focus_within
+        # The screen's focused widget, also while another screen is on top (then has_focus_within
+        # is False): left on a field of the pane being hidden, it would switch the tabs back as
+        # soon as that screen is shown again.
+        focused = self.screen.focused if self.is_mounted else None
+        had_focus = focused is not None and self in focused.ancestors
         self.query_one(TabbedContent).active = spec.mode
-        if had_focus:  # else focus falls on a field of the hidden pane, which switches back to it
+        if had_focus:
             self.focus_prompt()
+        # A TabPane.Focused message posted before this call (the field focused at start) may still
+        # be queued; handled later, it would switch back to that pane. Settle once it has passed.
+        self.call_after_refresh(self._settle_mode, spec.mode)
+
+    def _settle_mode(self, mode: str) -> None:
+        tabs = self.query_one(TabbedContent)
+        if tabs.active != mode:
+            tabs.active = mode
+            focused = self.screen.focused
+            if focused is not None and self in focused.ancestors:
+                self.focus_prompt()
 
     def toggle_template(self) -> None:
         switch = self.query_one("#chat", Checkbox)
