@@ -65,7 +65,7 @@ def backend_from_start(event: StartEvent) -> BackendSpec:
         path = None if sha == EMBEDDED_SHA256 else _str(model.get("path"))
         return BackendSpec(kind="local", model=_str(model.get("name")) or "", model_path=path)
     label = _str(model.get("kind")) or event.backend
-    kind = "ollama" if label.lower().startswith("ollama") else "openai"
+    kind = next((k for k in ("ollama", "llamacpp") if label.lower().startswith(k)), "openai")
     return BackendSpec(
         kind=kind,
         model=_str(model.get("name")) or _str(model.get("model")) or "",
@@ -89,7 +89,7 @@ def backend_from_endpoint(endpoint: Any) -> BackendSpec:
     """A remote lane's backend from a ``backends.endpoints.Endpoint`` (name of the key's variable only)."""
     env = getattr(endpoint, "api_key_env", None)
     return BackendSpec(
-        kind="ollama" if endpoint.kind == "ollama" else "openai",
+        kind=endpoint.kind if endpoint.kind in ("ollama", "llamacpp") else "openai",
         model=endpoint.model,
         name=endpoint.name or None,
         base_url=_public_url(endpoint.base_url),
@@ -111,6 +111,7 @@ def receipt_from_start(event: StartEvent) -> Receipt:
         seed=_int(params.get("seed")),
         prompt_text=event.prompt,
         prompt_tokens=tuple(int(t) for t in event.prompt_tokens),
+        prefill_chunk=_int(params.get("prefill_chunk")),
     )
 
 

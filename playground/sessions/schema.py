@@ -25,7 +25,7 @@ SCHEMA_VERSION = 1
 #: field metadata: write every field of this value, even those equal to their default
 FULL = {"full": True}
 
-BackendKind = Literal["local", "openai", "ollama"]
+BackendKind = Literal["local", "openai", "ollama", "llamacpp"]
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
