@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "open": "open_session",
     "sessions": "sessions",
     "replay": "replay",
+    "eval": "evaluate",
 }
 
 

@@ -49,7 +49,7 @@ LAYERS: dict[str, int] = {
     "playground.__main__": 0, "playground.cli": 0,
     "playground.commands": 1, "playground.cli_options": 1,
     "playground.ui": 2,
-    "playground.compare": 3, "playground.sessions": 3,
+    "playground.compare": 3, "playground.sessions": 3, "playground.evaluate": 3,
     "playground.backends": 4,
     "playground.engine_options": 5,
     "playground.engine": 6,

@@ -1,0 +1,231 @@
+"""The suite file: TOML with a ``[suite]`` table and ``[[case]]`` tables, or cases from JSONL.
+
+```toml
+[suite]
+name = "review sentiment"
+template = "chat"                  # or "plain"; chat (the model's template) by default
+instruction = "Answer with one word."     # optional: the system turn (chat) or first block (plain)
+context = ""                       # optional background, after the instruction
+examples = [{ input = "..", output = ".." }]   # optional few-shot examples
+example_format = "Input: {input}\\nOutput: {output}"   # plain mode's layout
+answer_prefix = " "                # text before the expected answer when scoring (default: "" for
+                                   # chat, " " for plain, whose prompt ends in "Output:")
+max_tokens = 16                    # optional generation limit (-n overrides it)
+import = ["more-cases.jsonl"]      # optional: case files, relative to this file
+[[case]]
+input = "The battery died after two days."   # or vars = { input = "..", context = ".." }
+expected = "negative"
+choices = ["positive", "negative", "neutral"]
+assert = [{ type = "equals" }]
+```
+
+A JSONL file holds one case object per line with the same fields; it can also be run on its own
+(a suite with the defaults above). Every problem is one line naming the file, the case and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from playground.evaluate.assertions import Assertion, parse_assertion
+from playground.evaluate.errors import SuiteError
+
+SUITE_KEYS = {"name", "template", "instruction", "context", "examples", "example_format", "answer_prefix",
+              "max_tokens", "import"}
+CASE_KEYS = {"input", "vars", "expected", "choices", "assert", "id"}
+VAR_KEYS = {"input", "context", "instruction"}
+DEFAULT_FORMAT = "Input: {input}\nOutput: {output}"
+#: Cases in one suite, all files together: a guard against a runaway import, not a real limit.
+MAX_CASES = 100_000
+
+
+@dataclass(frozen=True)
+class PromptFields:
+    """How a case's input becomes a prompt: the suite's defaults, or a variant's."""
+
+    template: str = "chat"
+    instruction: str = ""
+    context: str = ""
+    examples: tuple[tuple[str, str], ...] = ()
+    example_format: str = DEFAULT_FORMAT
+    answer_prefix: str | None = None
+    """None: "" for chat, " " for plain."""
+
+    @property
+    def prefix(self) -> str:
+        if self.answer_prefix is not None:
+            return self.answer_prefix
+        return "" if self.template == "chat" else " "
+
+
+@dataclass(frozen=True)
+class Case:
+    index: int
+    vars: Mapping[str, str]
+    """``input`` always; ``context`` and ``instruction`` when the case overrides the suite's."""
+    expected: str | None = None
+    choices: tuple[str, ...] | None = None
+    asserts: tuple[Assertion, ...] = ()
+    id: str | None = None
+    source: str = ""
+    """Where it was read: "suite.toml: case 3" or "cases.jsonl: line 7"."""
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: str
+    prompt: PromptFields = field(default_factory=PromptFields)
+    max_tokens: int | None = None
+    cases: tuple[Case, ...] = ()
+
+
+def _str(value: Any, place: str, key: str) -> str:
+    if not isinstance(value, str):
+        raise SuiteError(f"{place}: '{key}' must be a string")
+    return value
+
+
+def parse_prompt_fields(table: Mapping[str, Any], place: str, base: PromptFields = PromptFields()) -> PromptFields:
+    """The prompt fields of a ``[suite]`` (or ``[[variant]]``) table over ``base``."""
+    changes: dict[str, Any] = {}
+    for key in ("instruction", "context", "example_format", "answer_prefix"):
+        if key in table:
+            changes[key] = _str(table[key], place, key)
+    if "template" in table:
+        if table["template"] not in ("chat", "plain"):
+            raise SuiteError(f"{place}: 'template' must be \"chat\" or \"plain\" (got {table['template']!r})")
+        changes["template"] = table["template"]
+    if "example_format" in changes and "{input}" not in changes["example_format"]:
+        raise SuiteError(f"{place}: 'example_format' must contain {{input}}")
+    if "examples" in table:
+        raw = table["examples"]
+        if not isinstance(raw, list):
+            raise SuiteError(f"{place}: 'examples' must be a list of {{ input = .., output = .. }}")
+        examples = []
+        for i, item in enumerate(raw):
+            if not (isinstance(item, Mapping) and set(item) == {"input", "output"}
+                    and all(isinstance(v, str) for v in item.values())):
+                raise SuiteError(f"{place}: 'examples' item {i} must be {{ input = \"..\", output = \"..\" }}")
+            examples.append((item["input"], item["output"]))
+        changes["examples"] = tuple(examples)
+    return replace(base, **changes)
+
+
+def parse_case(raw: Any, index: int, place: str) -> Case:
+    """One case (a TOML table or a JSON object), checked."""
+    if not isinstance(raw, Mapping):
+        raise SuiteError(f"{place}: must be a table (TOML) or an object (JSONL)")
+    unknown = sorted(set(raw) - CASE_KEYS)
+    if unknown:
+        raise SuiteError(f"{place}: '{unknown[0]}' is not a case field (known: {', '.join(sorted(CASE_KEYS))})")
+    variables: dict[str, str] = {}
+    if "vars" in raw:
+        if not isinstance(raw["vars"], Mapping):
+            raise SuiteError(f"{place}: 'vars' must be a table like {{ input = \"..\" }}")
+        for key, value in raw["vars"].items():
+            if key not in VAR_KEYS:
+                raise SuiteError(f"{place}: 'vars.{key}' is not known (known: {', '.join(sorted(VAR_KEYS))})")
+            variables[key] = _str(value, place, f"vars.{key}")
+    if "input" in raw:
+        if "input" in variables:
+            raise SuiteError(f"{place}: 'input' is given twice (top level and in vars)")
+        variables["input"] = _str(raw["input"], place, "input")
+    if "input" not in variables:
+        raise SuiteError(f"{place}: 'input' is missing (give input = \"..\" or vars = {{ input = \"..\" }})")
+    expected = _str(raw["expected"], place, "expected") if "expected" in raw else None
+    if expected is not None and not expected:
+        raise SuiteError(f"{place}: 'expected' is empty")
+    choices = None
+    if "choices" in raw:
+        value = raw["choices"]
+        if not (isinstance(value, list) and len(value) >= 2 and all(isinstance(c, str) and c for c in value)):
+            raise SuiteError(f"{place}: 'choices' must be a list of at least two non-empty strings")
+        if len(set(value)) != len(value):
+            raise SuiteError(f"{place}: 'choices' has the same choice twice")
+        if expected is not None and expected not in value:
+            raise SuiteError(f"{place}: 'expected' ({expected!r}) is not one of the choices")
+        choices = tuple(value)
+    asserts_raw = raw.get("assert", [])
+    if isinstance(asserts_raw, Mapping):
+        asserts_raw = [asserts_raw]
+    if not isinstance(asserts_raw, list):
+        raise SuiteError(f"{place}: 'assert' must be a list of tables like {{ type = \"equals\" }}")
+    asserts = tuple(parse_assertion(a, expected, f"{place}: assert {i}") for i, a in enumerate(asserts_raw))
+    case_id = raw.get("id")
+    if case_id is not None and not isinstance(case_id, (str, int)):
+        raise SuiteError(f"{place}: 'id' must be a string or a number")
+    return Case(index, variables, expected, choices, asserts, None if case_id is None else str(case_id), place)
+
+
+def read_jsonl(path: Path, first_index: int) -> list[Case]:
+    """The cases of a JSONL file, one object per non-blank line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError(f"{path}: cannot read it ({exc.__class__.__name__}: {exc})") from None
+    cases = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        place = f"{path.name}: line {n}"
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SuiteError(f"{place}: not JSON ({exc.msg} at column {exc.colno})") from None
+        cases.append(parse_case(raw, first_index + len(cases), place))
+    return cases
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and check a suite (``.toml``) or a case file (``.jsonl``); SuiteError on any problem."""
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        cases = read_jsonl(path, 0)
+        if not cases:
+            raise SuiteError(f"{path.name}: no cases")
+        return Suite(path.stem, str(path), cases=tuple(cases))
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError(f"{path}: cannot read it ({exc.__class__.__name__}: {exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"{path.name}: not valid TOML ({exc})") from None
+    unknown = sorted(set(data) - {"suite", "case"})
+    if unknown:
+        raise SuiteError(f"{path.name}: '{unknown[0]}' is not a suite section (use [suite] and [[case]])")
+    head = data.get("suite", {})
+    if not isinstance(head, Mapping):
+        raise SuiteError(f"{path.name}: 'suite' must be a table ([suite])")
+    place = f"{path.name}: [suite]"
+    unknown = sorted(set(head) - SUITE_KEYS)
+    if unknown:
+        raise SuiteError(f"{place}: '{unknown[0]}' is not a suite field (known: {', '.join(sorted(SUITE_KEYS))})")
+    prompt = parse_prompt_fields(head, place)
+    max_tokens = head.get("max_tokens")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
+        raise SuiteError(f"{place}: 'max_tokens' must be a whole number >= 1")
+    raw_cases = data.get("case", [])
+    if not isinstance(raw_cases, list):
+        raise SuiteError(f"{path.name}: 'case' must be an array of tables ([[case]])")
+    cases = [parse_case(raw, i, f"{path.name}: case {i}") for i, raw in enumerate(raw_cases)]
+    imports = head.get("import", [])
+    imports = [imports] if isinstance(imports, str) else imports
+    if not isinstance(imports, list) or not all(isinstance(p, str) for p in imports):
+        raise SuiteError(f"{place}: 'import' must be a file name or a list of them")
+    for name in imports:
+        file = path.parent / name
+        if file.suffix != ".jsonl":
+            raise SuiteError(f"{place}: 'import' {name!r}: only .jsonl case files can be imported")
+        cases += read_jsonl(file, len(cases))
+        if len(cases) > MAX_CASES:
+            raise SuiteError(f"{place}: more than {MAX_CASES} cases")
+    if not cases:
+        raise SuiteError(f"{path.name}: no cases (add [[case]] tables or 'import' a JSONL file)")
+    name = head.get("name", path.stem)
+    return Suite(_str(name, place, "name"), str(path), prompt, max_tokens, tuple(cases))
