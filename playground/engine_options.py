@@ -44,6 +44,9 @@ class EngineChoice:
     n_ctx: int = 4096
     n_gpu_layers: int | None = None
     n_threads: int | None = None
+    prefill_chunk: int | None = None
+    """Prompt tokens per decode in the canonical schedule; None = the engine's default. A session
+    check passes the recorded one, so that the re-run evaluates the prompt as the recording did."""
 
     def validate(self) -> "EngineChoice":
         if not 16 <= self.n_ctx <= MAX_CTX:
@@ -51,6 +54,8 @@ class EngineChoice:
         if self.n_threads is not None and not 1 <= self.n_threads <= max_threads():
             raise InvalidParameterError(
                 f"threads must be between 1 and {max_threads()} (4 per core: this machine has {available_cores()})")
+        if self.prefill_chunk is not None and not 1 <= self.prefill_chunk <= MAX_CTX:
+            raise InvalidParameterError("the prefill chunk must be at least 1 token")
         if self.n_gpu_layers is not None and not -1 <= self.n_gpu_layers <= 100_000:
             raise InvalidParameterError("GPU layers must be -1 (all), 0 or a layer count")
         return self
@@ -64,5 +69,5 @@ class EngineChoice:
 
         ngl = 999 if self.n_gpu_layers == -1 else self.n_gpu_layers
         options = ModelOptions(n_ctx=self.n_ctx, n_gpu_layers=ngl, n_threads=self.n_threads or default_threads(),
-                               n_seq_max=n_seq_max)
+                               n_seq_max=n_seq_max, **({} if self.prefill_chunk is None else {"prefill_chunk": self.prefill_chunk}))
         return load_engine(self.model_path, options, reuse_prefix=reuse_prefix)

@@ -26,7 +26,8 @@ def test_logprobs_and_alternatives_match_reference(fresh_engine, embedded_path):
     request = GenerationRequest(PROMPT, SamplerParams(temperature=0.9, top_k=0, top_p=1.0, min_p=0.0, seed=7), max_tokens=24, top_n=20, add_special=False)
     start, tokens, done = collect(fresh_engine.stream(request))
     assert done.finish_reason in ("stop", "length") and len(tokens) >= 5
-    ref = reference_logprobs(embedded_path, list(start.prompt_tokens), [t.id for t in tokens], n_threads=fresh_engine.model.n_threads)
+    ref = reference_logprobs(embedded_path, list(start.prompt_tokens), [t.id for t in tokens], n_threads=fresh_engine.model.n_threads,
+                             prefill_chunk=start.params["prefill_chunk"])
     for tok, ref_lp in zip(tokens, ref):
         assert tok.logprob == pytest.approx(ref_lp[tok.id], abs=1e-4), tok
         ref_top = np.argsort(-ref_lp)[:20]

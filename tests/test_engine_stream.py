@@ -57,16 +57,20 @@ def test_prefix_reuse_evaluates_only_the_new_suffix(engine):
     n_prompt = len(engine.model.tokenize(base, add_special=False))
     # an earlier run may share the chat template's first tokens, nothing more
     assert n_prompt - 8 <= done1.prompt_tokens_evaluated <= n_prompt
-    # only the sampler changes: nothing but the last token is evaluated again
+    # only the sampler changes: nothing is evaluated (the prompt's last row was kept)
     second = GenerationRequest(base, SamplerParams(temperature=0.7, seed=1), max_tokens=4, top_n=0, add_special=False)
     _, _, done2 = collect(engine.stream(second))
-    assert done2.prompt_tokens_evaluated == 1
-    # an appended suffix: only the suffix (plus the re-decoded last shared token) is evaluated
+    assert done2.prompt_tokens_evaluated == 0
+    # an appended suffix: only the suffix, from the last whole chunk of the shared prefix on
     third_prompt = base + "Sure, here it is:"
     third = GenerationRequest(third_prompt, SamplerParams(temperature=0.0), max_tokens=4, top_n=0, add_special=False)
     _, _, done3 = collect(engine.stream(third))
-    n_third = len(engine.model.tokenize(third_prompt, add_special=False))
-    assert done3.prompt_tokens_evaluated <= n_third - n_prompt + 1
+    base_ids = engine.model.tokenize(base, add_special=False)
+    third_ids = engine.model.tokenize(third_prompt, add_special=False)
+    n_third = len(third_ids)
+    shared = next(i for i, (a, b) in enumerate(zip(base_ids + [-1], third_ids)) if a != b)
+    chunk = engine.prefill_chunk
+    assert done3.prompt_tokens_evaluated == n_third - (shared // chunk) * chunk < n_third
     # and it measurably skips work: a fresh evaluation of the same prompt is slower
     engine.reuse_prefix = False
     _, _, full = collect(engine.stream(second))

@@ -217,3 +217,27 @@ def test_replay_bad_speed_and_corrupt_file(tmp_path):
     proc = run_cli(["open", str(bad)], tmp_path)
     assert proc.returncode == 2 and "truncated" in proc.stderr and str(bad) in proc.stderr
     assert bad.read_bytes() == before
+
+
+def test_a_recording_that_reused_a_prefix_checks_identical_without_a_note(tmp_path):
+    """Recorded on an engine that reused whole prompt chunks of the run before: the cold re-run
+    of the check reproduces it exactly, and there is no "reused a cached prefix" excuse."""
+    engine = EngineChoice(n_ctx=1024, n_threads=1).load()
+    rec = SessionRecorder(kind="generate")
+    try:
+        story = " ".join(f"Day {n}: the keeper lit the lamp and logged the wind." for n in range(30))
+        first = GenerationRequest(CHAT.format(story + " Continue the log."), LANES[0], max_tokens=8, add_special=False)
+        list(engine.stream(first))
+        request = dataclasses.replace(first, prompt=CHAT.format(story + " Summarise the log."))
+        rec.lane(0, request=request)
+        for event in engine.stream(request, dist_size=request.top_n):
+            rec.feed(event, 0)
+    finally:
+        engine.close()
+    session = load(save(rec.session(), tmp_path / "reused.json")).session
+    (lane,) = session.lanes
+    assert lane.receipt.prefill_chunk is not None and lane.receipt.prefill_chunk > 0
+    assert 0 < lane.metrics.prompt_tokens_evaluated < len(lane.receipt.prompt_tokens)
+    (result,) = check_session(session).lanes
+    assert result.status == "identical" and result.note == ""
+    assert result.max_logprob_delta <= 5.0000001e-7  # the file keeps 6 decimals: equal up to that rounding

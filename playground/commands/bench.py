@@ -65,13 +65,20 @@ def gaps(times: list[float]) -> list[float]:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="probability stream vs plain llama.cpp generation, same run")
     add_model_options(bench)
-    bench.add_argument("--tokens", type=int, default=64, help="tokens per measured run (default 64)")
-    bench.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
+    bench.add_argument("--tokens", type=int, default=None, help="tokens per measured run (default 64)")
+    bench.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 10)")
     bench.add_argument("--top-n", type=int, default=20, help="alternatives per token in the engine runs (default 20)")
     bench.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    bench.add_argument("--outside", action="store_true",
+                       help="time token lines from outside: `generate --json` vs a plain llama.cpp loop, each its own process, "
+                            "alternately, greedy (--tokens default then 160, --rounds 5)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.outside:
+        return _run_outside(args)
+    args.tokens = args.tokens or 64
+    args.rounds = args.rounds or 10
     choice = engine_choice_from_args(args)
     engine = choice.load(reuse_prefix=False)  # both sides evaluate the prompt from scratch
     prompt_tokens = engine.model.tokenize(BENCH_PROMPT, add_special=False)
@@ -120,4 +127,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"median token gap: plain {median_plain * 1e3:.2f} ms, engine {median_engine * 1e3:.2f} ms")
         print(f"ratio of mean rates (engine / plain): {result['ratio_mean_rate']:.3f}")
         print(f"ratio of median gaps (plain / engine): {result['ratio_median_gap']:.3f}  (target >= 0.95)")
+    return 0
+
+
+def _run_outside(args: argparse.Namespace) -> int:
+    from playground.commands.bench_outside import run_outside
+
+    args.tokens = args.tokens or 160
+    args.rounds = args.rounds or 5
+    result = run_outside(args, BENCH_PROMPT)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"from outside: {result['threads']} threads, {args.tokens} tokens, top-n {args.top_n}, {args.rounds} pairs, "
+              f"load {result['load_avg']}")
+        for (p, s), r in zip(result["median_gap_ms"], result["ratio_per_pair"]):
+            print(f"  median gap plain {p:.2f} ms, stream {s:.2f} ms: {r:.3f}")
+        print(f"ratio (plain gap / stream gap), median of pairs: {result['ratio_median']:.3f}  (target >= 0.98)")
     return 0

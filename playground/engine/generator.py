@@ -1,16 +1,21 @@
 """The engine's decode loop: stream a completion token by token with the model's probabilities.
 
-Schedule: the (new part of the) prompt in one ``llama_decode``, then one token per decode. After
-each decode we read only the last position's logits (``llama_get_logits_ith``), let llama.cpp's
-sampler chain pick the token, and compute the raw statistics with numpy.
+Schedule: the prompt in the canonical chunks of ``engine/prefill.py`` (a re-run reuses whole
+chunks only, or, for an unchanged prompt, the kept copy of its last row: nothing is decoded), then
+one token per decode. Between two decodes only the sampling happens: the statistics of token t
+(logprob, top-N, entropy), its event and whatever the consumer does with it (a JSON line, a
+widget) run while token t is decoded in a helper thread (ctypes releases the GIL in
+``llama_decode``), on a copy of the logits row, since that decode overwrites llama.cpp's buffer.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -18,11 +23,21 @@ import llama_cpp
 
 from playground.engine.batch import Batch
 from playground.engine.llama_model import LlamaModel
+from playground.engine.prefill import chunk_spans, common_prefix_len, reusable_prefix
 from playground.engine.sequence import SequenceDecoder
 from playground.engine.token_stats import StatsComputer
 from playground.errors import PlaygroundError
 from playground.events import FailedEvent, StreamEvent
 from playground.params import RANDOM_SEED, GenerationRequest
+
+__all__ = ["Engine", "common_prefix_len", "resolve_seed"]
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def resolve_seed(seed: int) -> int:
@@ -30,67 +45,115 @@ def resolve_seed(seed: int) -> int:
     return random.randrange(0, 2**32 - 1) if seed == RANDOM_SEED else seed
 
 
-def common_prefix_len(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
 class Engine:
-    """Streams completions from one local model, reusing the KV cache across runs.
+    """Streams completions from one local model, reusing the KV cache across runs exactly.
 
     Not thread-safe: one ``stream`` at a time (the UI runs it in one exclusive worker).
+
+    Args:
+        model: the loaded model (the engine owns and closes it).
+        reuse_prefix: reuse whole chunks of the last prompt (exact: see ``engine/prefill.py``);
+            False evaluates every prompt from scratch (the same numbers, only slower).
+        overlap: decode token t in a helper thread while the statistics and the event of token t
+            are computed and consumed. None (default): only when llama.cpp's threads leave a core
+            free. Measured from outside on 2 cores (``playground bench --outside``): at -t 1 the
+            stream went from 0.90x to 1.03x of plain decode with it; at -t 2 it fell from 0.86x to
+            0.68x, as the Python thread preempts a llama.cpp worker spinning at its barrier.
     """
 
-    def __init__(self, model: LlamaModel, *, reuse_prefix: bool = True) -> None:
+    def __init__(self, model: LlamaModel, *, reuse_prefix: bool = True, overlap: bool | None = None) -> None:
         self.model = model
         self.reuse_prefix = reuse_prefix
+        self.overlap = model.n_threads < _cores() if overlap is None else overlap
+        self.prefill_chunk = model.prefill_chunk
         self._kv_tokens: list[int] = []  # what sequence 0 of the KV cache holds, by position
-        self._batch = Batch(model.n_ctx)
+        self._prompt: list[int] = []  # the last prompt, as evaluated in the canonical schedule
+        self._prompt_logits: np.ndarray | None = None  # a copy of its last position's logits row
+        self._at_prompt = False  # nothing decoded since evaluate_prompt: logits_view(-1) is the copy
+        self._batch = Batch(min(model.n_ctx, self.prefill_chunk))
         self._stats = StatsComputer(model.n_vocab)
+        self._row = np.empty(model.n_vocab, dtype=np.float32)  # token t's logits while t decodes
+        self._pool: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
-        """Free the batch and the model (the engine owns the model it was built with)."""
+        """Free the helper thread, the batch and the model (the engine owns the model it was built with)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         self._batch.close()
         self.model.close()
 
     def logits_view(self, index: int = -1) -> np.ndarray:
-        """The logits of output ``index`` of the last decode, as a numpy view (no copy)."""
+        """The logits of output ``index`` of the last decode, as a numpy view (no copy).
+
+        Right after ``evaluate_prompt``, index -1 is the prompt's last position (its kept copy:
+        an unchanged prompt decodes nothing, so llama.cpp's own buffer may hold older rows).
+        """
+        if index == -1 and self._at_prompt and self._prompt_logits is not None:
+            return self._prompt_logits
         ptr = llama_cpp.llama_get_logits_ith(self.model.ctx, index)
         return np.ctypeslib.as_array(ptr, shape=(self.model.n_vocab,))
 
-    def evaluate_prompt(self, tokens: list[int]) -> int:
-        """Bring the KV cache to hold exactly ``tokens`` with the last one's logits ready.
+    @property
+    def prompt_logits(self) -> np.ndarray:
+        """The last evaluated prompt's next-token logits (read-only copy)."""
+        if self._prompt_logits is None:
+            raise PlaygroundError("no prompt has been evaluated", title="Engine not ready")
+        return self._prompt_logits
 
-        Returns how many tokens had to be evaluated (the rest were reused from the last run).
+    def evaluate_prompt(self, tokens: list[int]) -> int:
+        """Bring the KV cache to hold exactly ``tokens``, computed as a cold run computes them,
+        with the last position's logits ready (``prompt_logits``).
+
+        Returns how many tokens had to be evaluated: 0 when the prompt is the last one's.
         """
-        keep = common_prefix_len(self._kv_tokens, tokens) if self.reuse_prefix else 0
-        keep = min(keep, len(tokens) - 1)  # the last token is always decoded again: we need its logits
-        if not llama_cpp.llama_memory_seq_rm(self.model.memory, 0, keep, -1):
+        memory = self.model.memory
+        if self.reuse_prefix and self._prompt_logits is not None and tokens == self._prompt:
+            # Drop the last run's generated tokens; the prompt's cells are the cold ones.
+            if not llama_cpp.llama_memory_seq_rm(memory, 0, len(tokens), -1):
+                raise PlaygroundError("llama.cpp could not trim the KV cache", title="Generation failed")
+            self._kv_tokens = list(tokens)
+            self._at_prompt = True
+            return 0
+        keep = reusable_prefix(self._prompt, tokens, self.prefill_chunk) if self.reuse_prefix else 0
+        if not llama_cpp.llama_memory_seq_rm(memory, 0, keep, -1):
             keep = 0
-            llama_cpp.llama_memory_clear(self.model.memory, True)
-        self._kv_tokens = self._kv_tokens[:keep]
+            llama_cpp.llama_memory_clear(memory, True)
+        self._kv_tokens = list(tokens[:keep])
+        self._prompt, self._prompt_logits, self._at_prompt = self._prompt[:keep], None, False
         batch = self._batch
-        batch.clear()
         last = len(tokens) - 1
-        for pos in range(keep, len(tokens)):
-            batch.add(tokens[pos], pos, (0,), pos == last)
-        batch.decode(self.model)
-        self._kv_tokens = list(tokens)
+        for start, end in chunk_spans(keep, len(tokens), self.prefill_chunk):
+            batch.clear()
+            for pos in range(start, end):
+                batch.add(tokens[pos], pos, (0,), pos == last)
+            batch.decode(self.model)  # on failure the cache holds whole chunks up to here
+            self._kv_tokens = list(tokens[:end])
+            self._prompt = self._kv_tokens[:] if end % self.prefill_chunk == 0 else self._prompt
+        ptr = llama_cpp.llama_get_logits_ith(self.model.ctx, -1)
+        self._prompt_logits = np.ctypeslib.as_array(ptr, shape=(self.model.n_vocab,)).copy()
+        self._prompt_logits.flags.writeable = False
+        self._prompt = list(tokens)
+        self._at_prompt = True
         return len(tokens) - keep
 
     def decode_one(self, token: int) -> None:
+        """Append one token to sequence 0 and decode it (its logits at ``logits_view()``)."""
         batch = self._batch
         batch.clear()
         batch.add(token, len(self._kv_tokens), (0,), True)
         self._kv_tokens.append(token)
+        self._at_prompt = False
         try:
             batch.decode(self.model)
         except PlaygroundError:
             self._kv_tokens.pop()
             raise
+
+    def decode(self, batch: Batch) -> None:
+        """Decode a batch built elsewhere (the compare lanes) on this engine's context."""
+        self._at_prompt = False
+        batch.decode(self.model)
 
     def tokenize_prompt(self, request: GenerationRequest) -> list[int]:
         tokens = self.model.tokenize(request.prompt, add_special=request.add_special)
@@ -98,6 +161,11 @@ class Engine:
             raise PlaygroundError("the prompt is empty", title="Empty prompt")
         self.model.check_fits(len(tokens))
         return tokens
+
+    def _decode_ahead(self, token: int) -> Future:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="playground-decode")
+        return self._pool.submit(self.decode_one, token)
 
     def stream(
         self,
@@ -120,6 +188,7 @@ class Engine:
         t0 = time.perf_counter()
         prompt_tokens = self.tokenize_prompt(request)
         seq = SequenceDecoder(request, resolve_seed(request.sampler.seed), self.model, len(prompt_tokens), self._stats)
+        pending: Future | None = None
         try:
             yield seq.start_event(prompt_tokens)
             seq.accept_prompt(prompt_tokens)
@@ -129,19 +198,36 @@ class Engine:
                 yield FailedEvent(exc.title, exc.message, 0)
                 return
             t_prompt = time.perf_counter() - t0
+            logits = self.prompt_logits
             while True:
                 cancelled = cancel is not None and cancel.is_set()
-                event = seq.step(self.logits_view(), t0, dist_size, with_entropy, cancelled)
-                if event is not None:
-                    yield event
+                picked = seq.choose(logits, cancelled)  # the only work that must sit between decodes
+                if picked is None:
+                    break
+                if self.overlap and not seq.ended:
+                    if logits is not self._prompt_logits:
+                        np.copyto(self._row, logits)  # the next decode overwrites llama.cpp's row
+                        logits = self._row
+                    pending = self._decode_ahead(seq.next_token)
+                yield seq.token_event(picked, logits, t0, dist_size, with_entropy)
                 if seq.ended:
                     break
                 try:
-                    self.decode_one(seq.next_token)
+                    if pending is not None:
+                        done, pending = pending, None
+                        done.result()
+                    else:
+                        self.decode_one(seq.next_token)
                 except PlaygroundError as exc:
                     yield FailedEvent(exc.title, exc.message, seq.n)
                     return
                 seq.pos += 1
+                logits = self.logits_view()
             yield seq.done_event(t0, t_prompt, n_evaluated)
         finally:
+            if pending is not None:  # the consumer left mid-stream: let the decode finish first
+                try:
+                    pending.result()
+                except PlaygroundError:
+                    pass
             seq.close()

@@ -8,8 +8,10 @@ lane k in sequence k + 1. Each lane samples from its own output row
 (``llama_get_logits_ith(ctx, batch_index)``) with its own sampler chain and seed, so it takes the
 tokens a single-lane run with the same settings would take: with flash attention (the default) the
 batched logits are bit-identical to a single run's (tests/test_lanes.py). Without it, llama.cpp's
-logits depend on how tokens are batched even for one sequence, and lanes inherit that. Sequence 0 keeps only the prompt, so a re-run
-of the same prompt evaluates one token; the lanes' sequences are emptied when the run ends.
+logits depend on how tokens are batched even for one sequence, and lanes inherit that. Sequence 0
+keeps only the prompt (evaluated in the engine's canonical schedule), so a re-run of the same prompt
+evaluates nothing and samples every lane's first token from the kept copy of the prompt's last row,
+exactly as a cold run does; the lanes' sequences are emptied when the run ends.
 
 Not thread-safe, and shares the engine's context: run one ``stream`` (or ``Engine.stream``) at a time.
 """
@@ -23,7 +25,7 @@ from collections.abc import Iterator, Sequence
 
 import llama_cpp
 
-from playground.compare.events import BatchDone, LaneEvent
+from playground.engine.lane_events import BatchDone, LaneEvent
 from playground.engine.batch import Batch
 from playground.engine.generator import Engine, resolve_seed
 from playground.engine.llama_model import LlamaModel
@@ -154,7 +156,8 @@ class LaneRunner:
             for lane in live:
                 own = lane_cancel[lane.index] if lane_cancel is not None else None
                 cancelled = (cancel is not None and cancel.is_set()) or (own is not None and own.is_set())
-                logits = self.engine.logits_view(lane.batch_index)
+                # the first step of every lane samples from the prompt's kept last row
+                logits = self.engine.prompt_logits if lane.batch_index < 0 else self.engine.logits_view(lane.batch_index)
                 event = lane.step(logits, t0, dist_size, with_entropy, cancelled)
                 if event is not None:
                     yield LaneEvent(lane.index, event)
@@ -174,7 +177,7 @@ class LaneRunner:
                 lane.batch_index = batch.add(lane.next_token, lane.pos, (lane.seq,), True)
                 lane.pos += 1
             try:
-                batch.decode(model)
+                self.engine.decode(batch)
             except PlaygroundError as exc:
                 for lane in live:
                     yield LaneEvent(lane.index, FailedEvent(exc.title, exc.message, lane.n))

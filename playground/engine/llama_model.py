@@ -10,6 +10,7 @@ from typing import Any
 
 import llama_cpp
 
+from playground.engine.prefill import DEFAULT_PREFILL_CHUNK
 from playground.errors import ModelLoadError, PromptTooLongError
 from playground.model_file import ModelFile
 
@@ -71,6 +72,9 @@ class ModelOptions:
     flash_attn: bool = True
     """Flash attention changes float summation order, hence the last digits of every logprob;
     fixed explicitly (not llama.cpp's "auto") so that runs and receipts are reproducible."""
+    prefill_chunk: int = DEFAULT_PREFILL_CHUNK
+    """Prompt tokens per ``llama_decode`` in the canonical schedule (engine/prefill.py); part of
+    the result, so it is reported in every start event and receipt."""
 
 
 class LlamaModel:
@@ -98,7 +102,10 @@ class LlamaModel:
         self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(self._model)
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = options.n_ctx
-        cparams.n_batch = options.n_ctx  # a prompt is evaluated in one decode
+        cparams.n_batch = options.n_ctx  # a batch may hold the whole context (lanes, long chunks)
+        # One chunk must be one micro-batch: llama.cpp would otherwise split it again (still
+        # deterministically, but the schedule would no longer be what the receipt says).
+        cparams.n_ubatch = min(options.n_ctx, max(cparams.n_ubatch, options.prefill_chunk))
         cparams.n_seq_max = max(1, options.n_seq_max)
         # Lanes share one prompt: a unified cache lets llama_memory_seq_cp tag the prompt's cells for
         # every sequence (no copy) and gives each sequence the whole n_ctx, not n_ctx / n_seq_max.
@@ -117,8 +124,9 @@ class LlamaModel:
                 f"llama.cpp could not create a context of {options.n_ctx} tokens: "
                 f"{last_llama_log() or 'no reason given'}"
             )
-        # llama.cpp may round the context up; a prompt must also fit in one batch.
+        # llama.cpp may round the context up; a batch must also fit.
         self.n_ctx = min(llama_cpp.llama_n_ctx(self._ctx), llama_cpp.llama_n_batch(self._ctx))
+        self.prefill_chunk = max(1, options.prefill_chunk)
         self.memory = llama_cpp.llama_get_memory(self._ctx)
         self._pieces: dict[int, bytes] = {}
         self._texts: dict[int, str] = {}

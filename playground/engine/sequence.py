@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from playground.engine.llama_model import LlamaModel
-from playground.engine.sampler_chain import SamplerChain
+from playground.engine.sampler_chain import SampledToken, SamplerChain
 from playground.engine.token_stats import StatsComputer
 from playground.engine.utf8_stream import Utf8Stream
 from playground.events import Alternative, DoneEvent, RawDistribution, StartEvent, TokenEvent
@@ -42,6 +42,7 @@ class SequenceDecoder:
         self.finish = "length"
         self.stop_hit: str | None = None
         self.ended = False
+        self._text = ""  # the text of the token ``choose`` took, for its event
 
     def start_event(self, prompt_tokens: Sequence[int]) -> StartEvent:
         r = self.request
@@ -49,7 +50,8 @@ class SequenceDecoder:
             model=self.model.describe(),
             prompt=r.prompt,
             prompt_tokens=tuple(prompt_tokens),
-            params={**r.sampler.to_dict(), "seed": self.seed, "max_tokens": r.max_tokens, "stop": list(r.stop), "top_n": r.top_n},
+            params={**r.sampler.to_dict(), "seed": self.seed, "max_tokens": r.max_tokens, "stop": list(r.stop), "top_n": r.top_n,
+                    "prefill_chunk": self.model.prefill_chunk},
         )
 
     def accept_prompt(self, prompt_tokens: Sequence[int]) -> None:
@@ -67,6 +69,12 @@ class SequenceDecoder:
     def step(self, logits: np.ndarray, t0: float, dist_size: int, with_entropy: bool, cancelled: bool) -> TokenEvent | None:
         """Sample the next token from ``logits``; return its event, or None if the sequence ended
         without one (cancelled before sampling, or an end-of-generation token)."""
+        picked = self.choose(logits, cancelled)
+        return None if picked is None else self.token_event(picked, logits, t0, dist_size, with_entropy)
+
+    def choose(self, logits: np.ndarray, cancelled: bool) -> SampledToken | None:
+        """The part of a step that must happen before the next decode: sample, and decide whether
+        the sequence goes on (``next_token``) or ends. None: it ended without a token."""
         if cancelled:
             self.end("cancelled")
             return None
@@ -76,9 +84,28 @@ class SequenceDecoder:
         if model.is_eog(token):
             self.end("stop")
             return None
+        text = self.utf8.push(model.piece(token))
+        self._text = text
+        stops = self.request.stop
+        if stops and text:
+            self.recent = (self.recent + text)[-(self.longest_stop + len(text)) :]
+            self.stop_hit = next((s for s in stops if s in self.recent), None)
+            if self.stop_hit is not None:
+                self.end("stop")
+                return picked
+        if self.n + 1 >= self.request.max_tokens or self.pos + 1 > model.n_ctx:
+            self.end("length")
+            return picked
+        self.next_token = token
+        return picked
+
+    def token_event(self, picked: SampledToken, logits: np.ndarray, t0: float, dist_size: int, with_entropy: bool) -> TokenEvent:
+        """The event of the token ``choose`` just took: raw statistics of ``logits`` (the same row
+        it was sampled from; may run while the next token decodes)."""
+        model = self.model
+        token = picked.id
         top_n = self.request.top_n
         stats = self.stats(logits, token, max(top_n, dist_size), with_entropy=with_entropy)
-        text = self.utf8.push(model.piece(token))
         top = tuple(
             Alternative(i, model.piece_text(i), lp)
             for i, lp in zip(stats.top_ids[:top_n].tolist(), stats.top_logprobs[:top_n].tolist())
@@ -94,7 +121,7 @@ class SequenceDecoder:
         event = TokenEvent(
             i=self.n,
             id=token,
-            text=text,
+            text=self._text,
             logprob=stats.logprob,
             p_sampled=picked.p_sampled,
             top=top,
@@ -104,17 +131,6 @@ class SequenceDecoder:
             dist=dist,
         )
         self.n += 1
-        stops = self.request.stop
-        if stops and text:
-            self.recent = (self.recent + text)[-(self.longest_stop + len(text)) :]
-            self.stop_hit = next((s for s in stops if s in self.recent), None)
-            if self.stop_hit is not None:
-                self.end("stop")
-                return event
-        if self.n >= self.request.max_tokens or self.pos + 1 > model.n_ctx:
-            self.end("length")
-            return event
-        self.next_token = token
         return event
 
     def done_event(self, t0: float, t_prompt: float, n_evaluated: int) -> DoneEvent:

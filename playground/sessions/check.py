@@ -2,9 +2,11 @@
 
 Before anything runs, each lane's model file is found and its sha256 compared with the receipt: a
 different file means the check cannot run (it would compare two models, not two runs). Each local
-lane is re-run on the single-lane engine with the recorded context size, threads and GPU layers and
-without prompt-cache reuse, and the token ids are compared in order: identical, or the first
-divergent token with both sides' probabilities.
+lane is re-run on the single-lane engine with the recorded context size, threads, GPU layers and
+prompt schedule (``prefill_chunk``), from a cold cache, and the token ids are compared in order:
+identical, or the first divergent token with both sides' probabilities. A recording that reused a
+cached prompt prefix needs no excuse: the engine reuses only whole canonical chunks, or the kept
+last row of an unchanged prompt, so a reused prefix holds exactly the numbers of a cold run.
 
 Exit codes (``CheckReport.exit_code``): 0 all identical, 1 some lane diverges, 2 some lane cannot run.
 """
@@ -23,6 +25,10 @@ from playground.params import GenerationRequest
 from playground.sessions.schema import Lane, Session, TokenRecord
 
 Status = Literal["identical", "diverged", "cannot_run"]
+
+#: The schedule of recordings without ``prefill_chunk``: the whole prompt in one ``llama_decode``,
+#: which llama.cpp split into 512-token micro-batches from position 0, i.e. chunks of 512.
+LEGACY_PREFILL_CHUNK = 512
 
 
 class CannotRun(Exception):
@@ -153,14 +159,16 @@ def lane_engine_choice(lane: Lane, model_override: str | None = None) -> EngineC
         n_ctx=rc.n_ctx or 4096,
         n_gpu_layers=rc.n_gpu_layers,
         n_threads=rc.n_threads,
+        prefill_chunk=rc.prefill_chunk or LEGACY_PREFILL_CHUNK,
     ).validate()
 
 
 def _prefix_note(lane: Lane) -> str:
+    """Only recordings from before the canonical schedule could reuse a prefix inexactly."""
     evaluated, total = lane.metrics.prompt_tokens_evaluated, len(lane.receipt.prompt_tokens)
-    if 0 < evaluated < total:
-        return (f"the recording reused a cached prompt prefix ({evaluated} of {total} tokens evaluated); "
-                "the check evaluates the whole prompt, which can shift the last digits")
+    if lane.receipt.prefill_chunk is None and 0 < evaluated < total:
+        return (f"the recording reused a cached prompt prefix ({evaluated} of {total} tokens evaluated) before "
+                "prompt schedules were recorded; the check evaluates the whole prompt, which can shift the last digits")
     return ""
 
 
