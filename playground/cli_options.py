@@ -26,6 +26,8 @@ def add_model_options(parser: argparse.ArgumentParser, *, path: bool = True) -> 
     group.add_argument("-c", "--ctx-size", type=int, default=None, metavar="N", help="context size in tokens (default 4096)")
     group.add_argument("-ngl", "--n-gpu-layers", "--gpu-layers", dest="n_gpu_layers", type=int, default=None, metavar="N",
                        help="layers to offload to the GPU (default: all when the build supports a GPU, else 0)")
+    group.add_argument("--ctx-beyond-train", action="store_true", default=None,
+                       help="allow a -c larger than the context the model was trained for (refused otherwise)")
     group.add_argument("-t", "--threads", type=int, default=None, metavar="N", help="CPU threads (default: all cores but one, at least 1; see README)")
 
 
@@ -83,6 +85,7 @@ def engine_choice_from_args(args: argparse.Namespace) -> EngineChoice:
         n_ctx=opt("ctx_size") or m.ctx_size,
         n_gpu_layers=opt("n_gpu_layers") if opt("n_gpu_layers") is not None else m.gpu_layers,
         n_threads=opt("threads") or m.threads,  # None: engine_options.default_threads()
+        beyond_train="allow" if opt("ctx_beyond_train") else "refuse",
     ).validate()
 
 

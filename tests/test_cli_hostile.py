@@ -126,6 +126,9 @@ def test_a_hostile_error_message_is_one_inert_line(tmp_path):
         (["--top-k", str(2**40)], "top-k"),
         (["--repeat-last-n", str(2**33)], "repeat-last-n"),
         (["-n", str(2**32 + 5)], "max tokens"),
+        (["-t", "100000"], "threads must be between 1 and"),
+        (["-c", str(2**40)], "context size must be between"),
+        (["-c", "100000"], "trained for; pass --ctx-beyond-train"),  # the model's own 8192
     ],
 )
 def test_absurd_sampler_values_are_refused_up_front(tmp_path, args, needle):

@@ -96,7 +96,9 @@ class EnginePool:
         choice = replace(self.choice, model_path=path)
         if self.fit_context and len(requests) > 1:
             need = len(requests[0].prompt.encode("utf-8")) + 8 + sum(r.max_tokens for r in requests)
-            choice = replace(choice, n_ctx=max(choice.n_ctx, min(need, MAX_AUTO_CTX)))
+            grown = max(choice.n_ctx, min(need, MAX_AUTO_CTX))
+            if grown > choice.n_ctx:  # sized for the lanes, not asked for: at most the trained context
+                choice = replace(choice, n_ctx=grown, beyond_train="clamp" if choice.beyond_train == "refuse" else choice.beyond_train)
         self._backends[key] = LocalBackend.load(choice, n_lanes=len(requests))
         return self._backends[key]
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import llama_cpp
 
 from playground.engine.prefill import DEFAULT_PREFILL_CHUNK
-from playground.errors import ModelLoadError, PromptTooLongError
+from playground.errors import InvalidParameterError, ModelLoadError, PromptTooLongError
 from playground.model_file import ModelFile
 
 _backend_lock = threading.Lock()
@@ -75,6 +76,10 @@ class ModelOptions:
     prefill_chunk: int = DEFAULT_PREFILL_CHUNK
     """Prompt tokens per ``llama_decode`` in the canonical schedule (engine/prefill.py); part of
     the result, so it is reported in every start event and receipt."""
+    beyond_train: Literal["refuse", "clamp", "allow"] = "refuse"
+    """A context larger than the model was trained for: refuse it (a typo like ``-c 4000000``
+    would allocate gigabytes of KV cache for positions the model never saw), clamp it to the
+    trained size (contexts sized automatically), or allow it (the user insists)."""
 
 
 class LlamaModel:
@@ -100,6 +105,17 @@ class LlamaModel:
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(self._model)
+        n_ctx = options.n_ctx
+        if self.n_ctx_train > 0 and n_ctx > self.n_ctx_train and options.beyond_train != "allow":
+            if options.beyond_train == "clamp":
+                n_ctx = self.n_ctx_train
+            else:
+                llama_cpp.llama_model_free(self._model)
+                self._model = None
+                raise InvalidParameterError(
+                    f"context size {n_ctx} is larger than the {self.n_ctx_train} tokens {model_file.path.name} was "
+                    "trained for; pass --ctx-beyond-train to insist")
+        options = self.options = dataclasses.replace(options, n_ctx=n_ctx)
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = options.n_ctx
         cparams.n_batch = options.n_ctx  # a batch may hold the whole context (lanes, long chunks)
