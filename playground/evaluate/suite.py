@@ -182,6 +182,18 @@ def read_jsonl(path: Path, first_index: int) -> list[Case]:
     return cases
 
 
+def read_toml(path: Path) -> dict:
+    """A suite or variants file's tables; SuiteError naming the file when it cannot be read."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError(f"{path}: cannot read it ({exc.__class__.__name__}: {exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"{path.name}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise SuiteError(f"{path.name}: nested too deeply") from None
+
+
 def load_suite(path: str | Path) -> Suite:
     """Read and check a suite (``.toml``) or a case file (``.jsonl``); SuiteError on any problem."""
     path = Path(path)
@@ -190,12 +202,7 @@ def load_suite(path: str | Path) -> Suite:
         if not cases:
             raise SuiteError(f"{path.name}: no cases")
         return Suite(path.stem, str(path), cases=tuple(cases))
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SuiteError(f"{path}: cannot read it ({exc.__class__.__name__}: {exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SuiteError(f"{path.name}: not valid TOML ({exc})") from None
+    data = read_toml(path)
     unknown = sorted(set(data) - {"suite", "case"})
     if unknown:
         raise SuiteError(f"{path.name}: '{unknown[0]}' is not a suite section (use [suite] and [[case]])")

@@ -11,7 +11,6 @@ Without a variants file the suite's own prompt is the one variant, named after t
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 from playground.compare.lane_spec import parse_lane_spec
 from playground.errors import InvalidParameterError
 from playground.evaluate.errors import SuiteError
-from playground.evaluate.suite import PromptFields, Suite, parse_prompt_fields
+from playground.evaluate.suite import PromptFields, Suite, parse_prompt_fields, read_toml
 from playground.params import SamplerParams
 
 VARIANT_KEYS = {"name", "lane", "template", "instruction", "context", "examples", "example_format", "answer_prefix"}
@@ -44,12 +43,7 @@ def default_variants(suite: Suite) -> list[Variant]:
 def load_variants(path: str | Path, suite: Suite) -> list[Variant]:
     """The variants of a file, each over the suite's prompt fields; SuiteError on any problem."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SuiteError(f"{path}: cannot read it ({exc.__class__.__name__}: {exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SuiteError(f"{path.name}: not valid TOML ({exc})") from None
+    data = read_toml(path)
     raw = data.get("variant")
     if not isinstance(raw, list) or not raw or set(data) != {"variant"}:
         raise SuiteError(f"{path.name}: a variants file holds [[variant]] tables only, at least one")
