@@ -54,7 +54,7 @@ class MetricsPanel(Widget):
         ppl, ent = record.perplexity(), record.mean_entropy()
         self.figures = {
             "TTFT": timing(f"{done.ttft_s * 1000:.0f} ms" if done and done.ttft_s is not None else None),
-            "prompt": timing(f"{done.prompt_tok_s:.0f} tok/s" if done and done.prompt_tok_s else None),
+            "prompt": timing(_prompt_figure(record)),
             "decode": timing(f"{rate:.1f} tok/s" if rate else None),
             "tokens": str(len(record.tokens)),
             "ppl": f"{ppl:.2f}" if ppl is not None else FROZEN,
@@ -70,3 +70,15 @@ class MetricsPanel(Widget):
 
     def _timing(self, value: str | None) -> str:
         return FROZEN if self.freeze_timings or value is None else value
+
+
+def _prompt_figure(record: RunRecord) -> str | None:
+    """Prompt rate; "cached" when a local run evaluated no prompt token (the same prompt as the
+    last run: its kept logits were sampled again, exactly as a cold run's)."""
+    done = record.done
+    if done is None:
+        return None
+    local = record.start is not None and record.start.backend == "llama.cpp"
+    if local and done.prompt_tokens_evaluated == 0 and done.ttft_s is not None:
+        return "cached"
+    return f"{done.prompt_tok_s:.0f} tok/s" if done.prompt_tok_s else None
