@@ -25,6 +25,8 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: Any
+    client: tuple[str, int] = ("", 0)
+    """The client's address and port: one per connection (requests on a kept-alive one share it)."""
 
 
 @dataclass
@@ -116,7 +118,8 @@ class FaultServer:
                     body = json.loads(raw) if raw else None
                 except ValueError:
                     body = raw.decode("utf-8", "replace")
-                rec = Recorded(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                rec = Recorded(self.path, {k.lower(): v for k, v in self.headers.items()}, body,
+                               tuple(self.client_address[:2]))
                 n = sum(1 for r in server.requests if r.path == self.path)
                 server.requests.append(rec)
                 script = server.routes.get(self.path) or server.routes.get(self.path.partition("?")[0])

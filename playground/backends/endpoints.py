@@ -17,6 +17,7 @@ Example::
     progress_timeout = 120.0             # longest time without a token (keep-alives do not count)
     deadline = 900.0                     # longest a whole request may take
     max_response_mb = 64                 # most decompressed bytes read from one response
+    max_concurrency = 4                  # most requests at once from one comparison or vote
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ class Endpoint:
     raw_logprobs: bool = True
     """llamacpp: also ask for the raw log-probabilities, in a second request run alongside (same
     seed); llama-server gives either those or the post-sampler probabilities per request."""
+    max_concurrency: int = 4
+    """Most requests a comparison or vote sends to this endpoint at once (its lanes share one
+    connection pool; the others wait their turn); a llamacpp lane with raw_logprobs sends two.
+    Match the server's parallel slots (llama-server's ``--parallel``, vLLM's ``--max-num-seqs``)."""
 
     def validate(self) -> "Endpoint":
         """Self, or ConfigError naming the first field that is wrong (type, range, URL shape)."""
@@ -128,6 +133,7 @@ class Endpoint:
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: Seconds-valued fields: (smallest allowed, largest allowed); each must be a finite number.
+_WHOLE = {"max_logprobs": (0, 100), "max_retries": (0, 10), "max_concurrency": (1, 64)}
 _SECONDS = {"connect_timeout": (0.0, 3600.0), "read_timeout": (0.0, 86400.0), "max_retry_wait": (0.0, 86400.0),
             "progress_timeout": (0.0, 86400.0), "deadline": (0.0, 7 * 86400.0), "max_response_mb": (0.0, 65536.0)}
 
@@ -155,10 +161,10 @@ def _field_problem(name: str, value: Any) -> str | None:
             return f"unknown extra_params {sorted(value - EXTRA_PARAMS)}; known: {sorted(EXTRA_PARAMS)}"
     if name in ("logprobs", "raw_logprobs") and not isinstance(value, bool):
         return f"{name} must be true or false, not {value!r}"
-    if name in ("max_logprobs", "max_retries"):
-        top = 100 if name == "max_logprobs" else 10
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= top:
-            return f"{name} must be a whole number from 0 to {top}, not {value!r}"
+    if name in _WHOLE:
+        low, top = _WHOLE[name]
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= top:
+            return f"{name} must be a whole number from {low} to {top}, not {value!r}"
     if name in _SECONDS:
         low, high = _SECONDS[name]
         unit = "MiB" if name == "max_response_mb" else "seconds"

@@ -14,6 +14,10 @@ ids agree. ``raw_logprobs = false`` sends the first alone (logprob and alternati
 
 Limits of the protocol: in stream mode the server sends no chunk for a token that ends inside a
 multi-byte character, so such a token reaches us merged into the next one (one id, one p_sampled).
+Its raw log-probabilities (here and on its ``/v1`` endpoints) read 1e-4 to 3e-4 nats higher than
+the local engine's for the same logits: it normalises in float32, adding the probabilities in
+sorted order, so the vocabulary's tail is rounded away; gaps between two of a position's values
+are exact (within 1e-6). p_sampled comes from the same draw as the local engine's for a seed.
 """
 
 from __future__ import annotations
@@ -64,6 +68,11 @@ class LlamaCppBackend(RemoteBackend):
             token_ids=True,
             sampler_params=_ALL_PARAMS,
         )
+
+    @property
+    def requests_per_stream(self) -> int:
+        """Two with raw logprobs: the post-sampler and the raw request are read side by side."""
+        return 2 if self.capabilities.logprobs else 1
 
     def url(self, path: str) -> str:
         base = super().url("")

@@ -15,6 +15,7 @@ one, becomes one FailedEvent after the tokens already received. Time and memory 
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 import time
@@ -38,6 +39,9 @@ from playground.params import RANDOM_SEED, GenerationRequest
 __all__ = ["Cancelled", "Finish", "Piece", "RemoteBackend", "Secret", "pieces_for", "retry_delay", "same_origin"]
 
 _END = object()
+#: How long, and how much, is read after a stream's end marker to finish the response (see _drain).
+_DRAIN_S = 0.25
+_DRAIN_BYTES = 16 * 1024
 #: Sampler fields that are no setting of their own on any wire ("greedy" is sent as temperature 0).
 _NOT_A_SETTING = frozenset({"greedy"})
 
@@ -86,7 +90,11 @@ class Finish:
 
 
 class RemoteBackend:
-    """Base of the OpenAI-compatible and Ollama backends (one stream at a time per instance)."""
+    """Base of the OpenAI-compatible, Ollama and llama-server backends.
+
+    Several streams may run at once on one instance, on one event loop: they share its client and
+    so its connection pool (a comparison's lanes on one endpoint, up to ``max_concurrency``).
+    """
 
     backend_label: ClassVar[str] = "remote"
 
@@ -98,10 +106,17 @@ class RemoteBackend:
         guard_logs(self._secrets)
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
+        #: Each open response's line reader (see ``lines``), until its stream ends.
+        self._readers: dict[httpx.Response, AsyncIterator[list[str]]] = {}
         self.capabilities = self.make_capabilities()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.endpoint.label}, model={self.endpoint.model!r})"
+
+    @property
+    def requests_per_stream(self) -> int:
+        """HTTP requests one stream keeps open at once (what ``max_concurrency`` counts)."""
+        return 1
 
     @property
     def chat(self) -> bool:
@@ -158,6 +173,7 @@ class RemoteBackend:
             if finish is None:
                 raise RemoteFailure(f"the stream ended before the server said it was done, after {n} tokens (connection cut?)")
             reason = {"length": "length"}.get(finish.reason, "stop")
+            await self._drain(responses)
         except Cancelled:
             reason = "cancelled"
         except TimeUp as exc:
@@ -171,6 +187,8 @@ class RemoteBackend:
         except Exception as exc:  # a last guard: whatever a server can provoke ends as a failure, not a traceback
             failed = f"unexpected {type(exc).__name__} reading the response after {n} tokens: {excerpt(str(exc), 200)}"
         finally:
+            for response in responses:
+                self._readers.pop(response, None)
             await self._close(parts, *responses)
         for ready in tokens.flush():  # tokens held back while they might have begun a secret
             yield ready
@@ -197,8 +215,31 @@ class RemoteBackend:
         return self.parse(response, request)
 
     def lines(self, response: httpx.Response) -> AsyncIterator[list[str]]:
-        """The response's text lines in batches: decompressed with a size cap, each line capped too."""
-        return iter_lines(iter_body(response, int(self.endpoint.max_response_mb * 2**20)))
+        """The response's text lines in batches: decompressed with a size cap, each line capped too.
+
+        The reader is kept, so that what follows the parser's end marker can be read afterwards
+        (``_drain``) and the connection go back to the pool."""
+        reader = iter_lines(iter_body(response, int(self.endpoint.max_response_mb * 2**20)))
+        self._readers[response] = reader
+        return reader
+
+    async def _drain(self, responses: list[httpx.Response]) -> None:
+        """Read the rest of each finished response (its last chunk, usually already received), for a
+        moment and a few KB at most: a response read to its end leaves its connection open for the
+        next request (a comparison's next lane); one closed early closes the connection."""
+        for response in responses:
+            reader = self._readers.pop(response, None)
+            if reader is None or response.is_closed:
+                continue
+            size = 0
+            try:
+                async with asyncio.timeout(_DRAIN_S):
+                    async for batch in reader:
+                        size += sum(map(len, batch))
+                        if size > _DRAIN_BYTES:
+                            break
+            except Exception:  # noqa: BLE001 - a server that says more after its end: the connection closes
+                pass
 
     @staticmethod
     async def _close(parts: Any, *responses: httpx.Response) -> None:
@@ -247,8 +288,11 @@ class RemoteBackend:
     def _client_for_loop(self) -> httpx.AsyncClient:
         if self._client is None:
             e = self.endpoint
+            # Room for every concurrent request and its connection kept alive for the next lane.
+            room = max(e.max_concurrency, self.requests_per_stream)
             self._client = httpx.AsyncClient(
                 timeout=httpx.Timeout(e.read_timeout, connect=e.connect_timeout),
+                limits=httpx.Limits(max_connections=max(100, room), max_keepalive_connections=max(20, room)),
                 follow_redirects=False,  # the key must not follow a redirect to another host
                 transport=self._transport,
                 trust_env=False,  # no proxy from the environment sees the key or the prompt

@@ -5,6 +5,10 @@ decode per step); each local model's runner works in its own thread, and every r
 asyncio task (all of them on one event loop in one thread). Every source puts its events on one
 queue, so the caller sees ``LaneEvent(lane, event)`` in arrival order, with lane numbers of the
 whole run, and one ``BatchDone`` per local model (``BatchDone.lanes`` says which lanes it held).
+
+Remote lanes on one endpoint share one backend for the run (one httpx client, so connections are
+reused) and at most ``max_concurrency`` of its requests are in flight at once; the other lanes
+wait, in lane order, and start as soon as one ends.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from playground.backends.base import Backend
 from playground.backends.endpoints import Endpoint
 from playground.compare.events import BatchDone, LaneEvent
 from playground.compare.run import LaneSource, lane_stream
@@ -53,7 +58,8 @@ def id_spaces(targets: Sequence[LaneTarget], default: str) -> list[str | None]:
 class MixedRunner:
     """Runs lanes whose targets differ; ``runners`` maps each local model key to its LaneSource.
 
-    The caller loads (and closes) the engines; remote backends are built and closed per run.
+    The caller loads (and closes) the engines; remote backends are built and closed per run, one
+    per endpoint.
     """
 
     def __init__(self, targets: Sequence[LaneTarget], runners: Mapping[str, LaneSource], default: str,
@@ -134,24 +140,52 @@ class MixedRunner:
 
     async def _remote_all(self, lanes: list[int], requests: Sequence[GenerationRequest],
                           cancel: threading.Event, out: queue.Queue[object]) -> None:
-        await asyncio.gather(*(self._remote_lane(k, requests[k], cancel, out) for k in lanes))
-
-    async def _remote_lane(self, k: int, request: GenerationRequest, cancel: threading.Event,
-                           out: queue.Queue[object]) -> None:
-        from playground.backends.factory import remote_backend
-
-        endpoint = self.targets[k].endpoint
-        assert endpoint is not None
+        shared: dict[Endpoint, _Shared | PlaygroundError] = {}
+        per_lane = []
+        for k in lanes:
+            endpoint = self.targets[k].endpoint
+            assert endpoint is not None
+            if endpoint not in shared:
+                shared[endpoint] = _shared(endpoint, self.environ)
+            per_lane.append(shared[endpoint])
         try:
-            backend = remote_backend(endpoint, self.environ)
-        except PlaygroundError as exc:
-            out.put(LaneEvent(k, FailedEvent(exc.title, exc.message, 0)))
+            await asyncio.gather(*(self._remote_lane(k, requests[k], entry, cancel, out) for k, entry in zip(lanes, per_lane)))
+        finally:
+            for entry in shared.values():
+                if isinstance(entry, _Shared):
+                    await entry.backend.aclose()
+
+    @staticmethod
+    async def _remote_lane(k: int, request: GenerationRequest, shared: "_Shared | PlaygroundError",
+                           cancel: threading.Event, out: queue.Queue[object]) -> None:
+        if isinstance(shared, PlaygroundError):
+            out.put(LaneEvent(k, FailedEvent(shared.title, shared.message, 0)))
             return
         try:
-            # aguarded: whatever a hostile server makes the parser raise fails this lane only.
-            async for event in aguarded(backend.stream(request, cancel)):
-                out.put(LaneEvent(k, event))
+            async with shared.slots:  # the endpoint's max_concurrency; lanes start in order
+                # aguarded: whatever a hostile server makes the parser raise fails this lane only.
+                async for event in aguarded(shared.backend.stream(request, cancel)):
+                    out.put(LaneEvent(k, event))
         except PlaygroundError as exc:
             out.put(LaneEvent(k, FailedEvent(exc.title, exc.message, 0)))
-        finally:
-            await backend.aclose()
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """One endpoint's backend for a run (one client: its lanes reuse connections) and its slots."""
+
+    backend: Backend
+    slots: asyncio.Semaphore
+
+
+def _shared(endpoint: Endpoint, environ: Mapping[str, str] | None) -> _Shared | PlaygroundError:
+    """The endpoint's backend and a semaphore of ``max_concurrency`` requests, counted as lanes of
+    ``requests_per_stream`` requests each (a llamacpp lane with raw logprobs sends two at once)."""
+    from playground.backends.factory import remote_backend
+
+    try:
+        backend = remote_backend(endpoint, environ)
+    except PlaygroundError as exc:
+        return exc
+    per_lane = max(1, getattr(backend, "requests_per_stream", 1))
+    return _Shared(backend, asyncio.Semaphore(max(1, endpoint.max_concurrency // per_lane)))
