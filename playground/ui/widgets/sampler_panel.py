@@ -143,9 +143,9 @@ class SamplerPanel(VerticalScroll):
         for field in SLIDERS:
             slider = self.query_one(f"#s-{field}", Slider)
             slider.set_class(field not in honoured, "-not-sent")
-            slider.tooltip = SLIDERS[field][8] + ("" if field in honoured else " · not sent to this backend")
+            slider.tooltip = SLIDERS[field][8] + ("" if field in honoured else " · not sent to this backend: the server's own default applies")
         note = self.query_one("#unsent", Label)
-        note.update(f"not sent to this backend: {', '.join(unsent)}" if unsent else "")
+        note.update(f"not sent to this backend: {', '.join(unsent)} (the server's own defaults apply)" if unsent else "")
         note.set_class(bool(unsent), "-shown")
 
     def show_seed_used(self, seed: int | None) -> None:
