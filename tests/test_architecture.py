@@ -49,7 +49,7 @@ LAYERS: dict[str, int] = {
     "playground.__main__": 0, "playground.cli": 0,
     "playground.commands": 1, "playground.cli_options": 1,
     "playground.ui": 2,
-    "playground.compare": 3, "playground.sessions": 3, "playground.evaluate": 3,
+    "playground.compare": 3, "playground.sessions": 3, "playground.evaluate": 3, "playground.workspace": 3,
     "playground.backends": 4,
     "playground.engine_options": 5,
     "playground.engine": 6,
@@ -57,6 +57,7 @@ LAYERS: dict[str, int] = {
     "playground.config": 7, "playground.themes": 7, "playground.prompt_builder": 7, "playground.sampling": 7,
     "playground.model_file": 7, "playground.locations": 7, "playground.jsonlines": 7,
     "playground.stream_guard": 7, "playground.terminal_text": 7, "playground.transcript": 7,
+    "playground.json_schema": 8, "playground.constraint": 8,  # params holds a Constraint
     "playground.events": 8, "playground.params": 8, "playground.errors": 8,
     "playground": 9,
 }

@@ -42,7 +42,7 @@ def settings(engine, **kw) -> AppSettings:
 async def wait_done(pilot, screen: MainScreen, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     await pilot.pause()
-    while screen._generating or not screen.record.finished:
+    while screen.running or not screen.record.finished:
         assert time.monotonic() < deadline, "generation did not finish"
         await pilot.pause(0.05)
     await pilot.pause()

@@ -12,6 +12,7 @@ from playground.config import Config
 from playground.engine.lanes import seq_max_for
 from playground.engine_options import EngineChoice
 from playground.locations import example_sessions_dir
+from playground.compare.lane_spec import LaneSpec
 from playground.params import GenerationRequest, SamplerParams
 from playground.prompt_builder import PromptSpec
 from playground.sessions import history
@@ -76,7 +77,7 @@ async def wait_idle(pilot, screen: CompareScreen, timeout: float = 90.0) -> None
 
 
 async def run_lanes(pilot, screen: CompareScreen, params: list[SamplerParams]) -> None:
-    screen.lane_params = list(params)
+    screen.lanes = [LaneSpec(p) for p in params]
     await screen.rebuild()
     await pilot.press("ctrl+g")
     await wait_idle(pilot, screen)
@@ -163,7 +164,7 @@ async def test_self_consistency_vote_counts_equal_an_independent_tally(engines):
     app = make(engines, text=text, max_tokens=8)
     async with app.run_test(size=SIZE) as pilot:
         screen = await to_compare(pilot)
-        screen.lane_params[1] = SamplerParams(temperature=1.2, seed=4)
+        screen.lanes[1] = LaneSpec(SamplerParams(temperature=1.2, seed=4))
         screen.action_select_lane(1)
         await pilot.press("v")
         await pilot.pause()
@@ -259,7 +260,7 @@ async def test_a_saved_vote_keeps_its_extractor_and_answers(engines, tmp_path):
     app = make(engines, text=text, max_tokens=6, keep_history=True, config=Config(history_dir=folder))
     async with app.run_test(size=SIZE) as pilot:
         screen = await to_compare(pilot)
-        screen.lane_params[1] = SamplerParams(temperature=1.2, seed=4)
+        screen.lanes[1] = LaneSpec(SamplerParams(temperature=1.2, seed=4))
         screen.action_select_lane(1)
         await pilot.press("v")
         await pilot.pause()
@@ -303,13 +304,13 @@ async def test_a_lane_on_another_model_path_runs_beside_the_batched_lane(engines
         app.screen.query_one("#lane-spec").value = f"greedy,model={other}"
         await pilot.press("enter")
         await pilot.pause()
-        assert app.screen is screen and screen.lane_where[1] == (None, str(other))
+        assert app.screen is screen and screen.where(1) == (None, str(other))
         assert "same-model.gguf" in str(screen.panes()[1].query_one(".lane--head").render())
-        screen.lane_params = [SamplerParams(greedy=True), SamplerParams(greedy=True)]
+        screen.lanes = [LaneSpec(SamplerParams(greedy=True)), LaneSpec(SamplerParams(greedy=True), model=str(other))]
         await screen.rebuild()
         await pilot.press("ctrl+g")
         await wait_idle(pilot, screen)
         a, b = screen.records
         assert a.failed is None and b.failed is None and a.done is not None and b.done is not None
         assert len(a.tokens) > 0 and a.text == b.text
-        assert len(screen._model_runners) == 1
+        assert len(screen.pool.loaded()) == 2  # the compare engine and the other path's, loaded once

@@ -239,7 +239,7 @@ async def test_status_says_evaluating_prompt_until_the_first_token(engine):
         screen = app.screen
         seen: list[str] = []
         app.post_message(events.Key("ctrl+g", None))
-        while not seen or screen._generating or not screen.record.finished:
+        while not seen or screen.running or not screen.record.finished:
             seen.append(status(app))
             await pilot.pause(0.01)
         before_tokens = [s for s in seen if "evaluating prompt" in s]

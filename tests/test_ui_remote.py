@@ -50,7 +50,7 @@ def settings(tmp_path, endpoint_: Endpoint, **kw) -> AppSettings:
 async def run_once(pilot, screen) -> None:
     await until(pilot, lambda: pilot.app.remote is not None, what="the backend")
     await pilot.press("ctrl+g")
-    await until(pilot, lambda: not screen._generating and screen.record.finished, what="the run")
+    await until(pilot, lambda: not screen.running and screen.record.finished, what="the run")
 
 
 def marks(view: CompletionView) -> list[str]:

@@ -64,7 +64,7 @@ def settings(engine, tmp_path: Path, **kw) -> AppSettings:
 
 async def generate(pilot, screen: MainScreen) -> None:
     await pilot.press("ctrl+g")
-    await until(pilot, lambda: not screen._generating and screen.record.finished, what="the run")
+    await until(pilot, lambda: not screen.running and screen.record.finished, what="the run")
 
 
 async def choose_file(pilot, path: Path) -> None:
@@ -252,7 +252,7 @@ async def test_replay_keeps_the_recorded_timing_and_escape_stops_it(engine, tmp_
         screen = app.screen
         await until(pilot, lambda: len(screen.record.tokens) >= 1, what="the first token")
         await pilot.press("escape")
-        await until(pilot, lambda: not screen._generating, timeout=2.0, what="the stop")
+        await until(pilot, lambda: not screen.running, timeout=2.0, what="the stop")
         assert 1 <= len(screen.record.tokens) < len(session.lanes[0].tokens)
         view = screen.query_one(CompletionView)
         assert any("[replay stopped]" in c.text for row in view.layout.rows for c in row)

@@ -46,7 +46,7 @@ def test_main_screen_after_greedy_generation(snap_compare, engine):
         screen = pilot.app.screen
         deadline = time.monotonic() + 60
         await pilot.pause()
-        while screen._generating:
+        while screen.running:
             assert time.monotonic() < deadline
             await pilot.pause(0.05)
         await pilot.pause(0.3)
@@ -64,7 +64,7 @@ async def _generate(pilot) -> None:
     screen = pilot.app.screen
     deadline = time.monotonic() + 60
     await pilot.pause()
-    while screen._generating:
+    while screen.running:
         assert time.monotonic() < deadline
         await pilot.pause(0.05)
     await pilot.pause(0.3)

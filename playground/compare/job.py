@@ -102,6 +102,17 @@ class EnginePool:
         self._backends[key] = LocalBackend.load(choice, n_lanes=len(requests))
         return self._backends[key]
 
+    def adopt(self, backend: LocalBackend) -> None:
+        """Use an already loaded model (a screen's engine) for its file; the first adopted one is
+        the default. The pool closes it only if the backend owns its engine."""
+        key = model_key(str(backend.engine.model.file.path), "")
+        if self._default is None:
+            self._default = key
+        old = self._backends.get(key)
+        if old is not None and old is not backend:
+            old.close()
+        self._backends[key] = backend
+
     def loaded(self) -> Mapping[str, LocalBackend]:
         return dict(self._backends)
 

@@ -14,6 +14,9 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from playground.backends.base import Capabilities
+from playground.backends.local import LocalBackend
+from playground.compare.job import EnginePool
+from playground.compare.mixed import model_key
 from playground.config import Config
 from playground.errors import PlaygroundError
 from playground.locations import data_dir
@@ -26,6 +29,7 @@ from playground.ui.screens.main import MainScreen
 from playground.ui.settings import AppSettings
 from playground.ui.theming import install_themes
 from playground.ui.ui_state import load_state, save_state
+from playground.workspace import Workspace
 
 
 QUIT_CONFIRM_S = 4.0
@@ -88,6 +92,10 @@ class PlaygroundApp(App[int]):
         self._input_order = InputOrder(self)
         self.load_error: PlaygroundError | None = None
         """Why the model (or the remote backend) is not there, once loading has failed."""
+        self.workspace = Workspace(spec=settings.prompt, sampler=settings.sampler, max_tokens=settings.max_tokens,
+                                   stop=settings.stop, top_n=settings.top_n)
+        """What the user works on (prompt, examples, sampler, limits, lanes), shared by the screens."""
+        self._pool: EnginePool | None = None
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         # Textual's own themes know nothing of probability colours: give them ours.
@@ -186,7 +194,19 @@ class PlaygroundApp(App[int]):
         endpoint = self.settings.endpoint
         return backend_from_endpoint(endpoint) if endpoint is not None else None
 
+    def run_pool(self) -> EnginePool:
+        """The main screen's models for its run jobs: the app's engine (not the pool's to close)."""
+        if self._pool is None:
+            self._pool = EnginePool(self.settings.engine_choice)
+        if self.engine is not None:
+            have = self._pool.loaded().get(model_key(str(self.engine.model.file.path), ""))
+            if have is None or have.engine is not self.engine:
+                self._pool.adopt(LocalBackend(self.engine, owns_engine=False))
+        return self._pool
+
     async def on_unmount(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
         if self.remote is not None:
             await self.remote.aclose()
         if self.owns_compare_engine and self.compare_engine is not None:

@@ -3,7 +3,7 @@
 1. start to interactive: a child process runs the real app and reports when its first screen is
    ready for input (the model still loading in its worker);
 2. streaming: a synthetic stream of ``--rate`` tokens/s (each with a 512-entry distribution head)
-   is pushed through the main screen's pump; the backlog found at each frame must not grow;
+   is pushed through the main screen's run driver; the backlog found at each frame must not grow;
 3. slider -> distribution: reshape + redraw time of the distribution view per slider step.
 """
 
@@ -62,28 +62,37 @@ async def bench_stream(seconds: float, rate: float) -> dict[str, float]:
     app = _no_model_app()  # the stream is synthetic
     async with app.run_test(size=(160, 48)) as pilot:
         screen = app.screen
+        driver = screen.driver
         backlogs: list[int] = []
         durations: list[float] = []
-        drain = screen._drain
+        drain = driver.drain
 
         def timed_drain() -> None:
-            backlogs.append(len(screen.pump))
+            backlogs.append(len(driver.pump))
             t = time.perf_counter()
             drain()
             durations.append(time.perf_counter() - t)
 
-        screen._drain = timed_drain
-        screen._drain_timer.stop()
-        screen._drain_timer = screen.set_interval(1 / 30, timed_drain)
-        screen._generating = True
+        driver.drain = timed_drain  # the frame timer calls it through the attribute
+        driver._timer.stop()
+        driver._timer = driver.set_interval(1 / 30, timed_drain, pause=True)
         n = int(seconds * rate)
-        producer = threading.Thread(target=synthetic_events, args=(n, rate, screen.pump), daemon=True)
+        produced = threading.Event()
+
+        class Put:  # the pump's put, seen as a pump by synthetic_events
+            def __init__(self, put) -> None:
+                self.put = put
+
+        async def produce(put) -> None:
+            await asyncio.to_thread(synthetic_events, n, rate, Put(put))
+            produced.set()
+
         t0 = time.perf_counter()
-        producer.start()
-        while producer.is_alive():
+        driver.start_async(produce, kind="bench")
+        while not produced.is_set():
             await pilot.pause(0.05)
         t_produced = time.perf_counter()
-        while screen._generating:
+        while screen.running:
             await pilot.pause(0.005)
         lag = time.perf_counter() - t_produced
         elapsed = time.perf_counter() - t0

@@ -1,20 +1,18 @@
 """The compare screen: 2-6 lanes of the main screen's prompt side by side, or N self-consistency samples.
 
-All lanes run together through ``compare.run.run_compare`` (``engine.lanes.LaneRunner``: the prompt
-decoded once, one batched decode per step) in ONE thread worker, which puts every event in an
-``EventPump``; the screen drains it once per frame, appending each lane's tokens in one batch.
-The lanes use their own engine (loaded once with room for ``MAX_SAMPLES`` + 1 sequences) so the main
-screen's engine, its KV cache and its prefix reuse are never touched. A lane may name ``model=PATH``
-or ``backend=NAME``: such runs go through ``compare.mixed.MixedRunner`` (other local models loaded
-once per path in the worker and kept; remote lanes on the configured endpoint; the rest still batched
-on the compare engine).
+A run is one ``compare.job.RunJob`` (the pipeline every command uses) run by the screen's
+``RunDriver``: lanes on one local model decode together (the prompt once, one batched decode per
+step), lanes with ``model=PATH`` or ``backend=NAME`` run on that model or endpoint, and the driver
+hands the screen each frame's events. The lanes and the prompt are the app's ``Workspace``; the
+lanes use their own engine (loaded once with room for ``MAX_SAMPLES`` + 1 sequences) so the main
+screen's engine, its KV cache and its prefix reuse are never touched; other local models are
+loaded once by the screen's ``EnginePool`` (in the run's worker) and kept.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import threading
 from typing import Literal
 
 from rich.markup import escape
@@ -24,18 +22,18 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
-from textual.worker import Worker, WorkerState, get_current_worker
 
 from playground.backends.base import Capabilities
+from playground.backends.local import LocalBackend
 from playground.compare.events import BatchDone, Divergence, LaneEvent, Vote
-from playground.compare.mixed import LaneTarget, MixedRunner, model_key
+from playground.compare.job import EnginePool, LanePlan, RunJob, lane_targets
+from playground.compare.mixed import LaneTarget
 from playground.compare.lane_spec import LaneSpec, format_lane_spec
-from playground.compare.run import MAX_SAMPLES, lane_requests, run_compare, sample_requests
-from playground.engine.lanes import LaneRunner, seq_max_for
-from playground.errors import InvalidParameterError, PlaygroundError
+from playground.compare.run import MAX_SAMPLES, sample_requests
+from playground.engine.lanes import seq_max_for
+from playground.errors import PlaygroundError
 from playground.params import GenerationRequest, SamplerParams
-from playground.sessions.record import SessionRecorder
-from playground.ui.pump import EventPump
+from playground.ui.run_driver import RunDriver
 from playground.ui.run_record import RunRecord
 from playground.ui.screens.compare_forms import LaneEditScreen, VoteSetup, VoteSetupScreen
 from playground.ui.screens.compare_save import CompareSaving, compare_recorder
@@ -45,8 +43,8 @@ from playground.ui.widgets.completion import CompletionView
 from playground.ui.widgets.inspector import TokenInspector
 from playground.ui.widgets.lane import LanePane
 from playground.ui.widgets.lane_vote import VotePanel
+from playground.workspace import Workspace
 
-FRAME_S = 1 / 30
 MIN_LANES, MAX_LANES = 2, 6
 VOTE_DIST = 64
 """Raw-distribution head kept per token of a self-consistency sample (32 lanes x 512 would be heavy)."""
@@ -60,14 +58,6 @@ def where_label(where: Where) -> str:
     """The lane header's note on where it runs ("" on the compare engine)."""
     backend, model = where
     return f"backend {backend}" if backend else f"model {model}" if model else ""
-
-
-def default_lanes(sampler: SamplerParams) -> list[SamplerParams]:
-    """The classic view: greedy next to the main screen's sampler (seeded, so re-runs repeat)."""
-    sampled = sampler.replace(greedy=False, seed=sampler.seed if sampler.seed >= 0 else 1)
-    if sampled.temperature <= 0:
-        sampled = sampled.replace(temperature=0.8)
-    return [SamplerParams(greedy=True), sampled]
 
 
 class CompareScreen(CompareSaving, CompareSessions, Screen):
@@ -121,26 +111,19 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
     def __init__(self, settings: AppSettings) -> None:
         super().__init__()
         self.settings = settings
-        self.lane_params: list[SamplerParams] = default_lanes(settings.sampler)
-        self.lane_where: list[Where] = []
-        """Per lane, where it runs (shorter than ``lane_params``: the rest run on the compare engine)."""
-        self._model_runners: dict[str, LaneRunner] = {}
-        """Other local models' runners, by resolved path (loaded once, in the run worker)."""
+        self.pool = EnginePool(settings.engine_choice)
+        """The compare engine and other local models named by lanes (loaded once, in the run worker)."""
+        self.driver = RunDriver(self._on_items, id="compare-run")
         self.mode: Mode = "lanes"
         self.records: list[RunRecord] = []
         self.selected = 0
         """The selected lane (lanes mode) or sample (vote mode)."""
-        self.pump = EventPump()
-        self._cancel = threading.Event()
-        self.running = False
-        self.stream_worker: Worker | None = None
         self.batch: BatchDone | None = None
         self.divergences: dict[int, Divergence] = {}
         self.vote: Vote | None = None
         self.vote_setup: VoteSetup | None = None
-        self.vote_params = self.lane_params[-1]
+        self.vote_params = self.lanes[-1].sampler
         """The samples' settings: the lane selected when the vote was set up."""
-        self._runner: LaneRunner | None = None
         self._lanes_view: tuple[list[RunRecord], dict[int, Divergence], BatchDone | None] = ([], {}, None)
         """The lanes' last run (records, divergences, batch), kept while a vote is shown."""
         self._run_when_ready = False
@@ -156,12 +139,35 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
             yield VotePanel(id="vote")
             yield Static("", id="compare-summary")
         yield Footer()
+        yield self.driver
+
+    # --- the workspace's lanes -------------------------------------------------------------
+    @property
+    def workspace(self) -> Workspace:
+        return self.app.workspace
+
+    @property
+    def lanes(self) -> list[LaneSpec]:
+        """The lanes (each a sampler and where it runs), kept in the app's workspace."""
+        return self.workspace.lanes
+
+    @lanes.setter
+    def lanes(self, value: list[LaneSpec]) -> None:
+        self.workspace.lanes = list(value)
+
+    @property
+    def lane_params(self) -> list[SamplerParams]:
+        return [lane.sampler for lane in self.lanes]
+
+    @property
+    def running(self) -> bool:
+        """A run or replay is going on."""
+        return self.driver.running
 
     async def on_mount(self) -> None:
         self.query_one("#compare-inspector").border_title = "Token · selected lane"
         self.query_one("#vote").border_title = "Self-consistency vote"
         self.query_one("#compare-summary").border_title = "Run"
-        self._drain_timer = self.set_interval(FRAME_S, self._drain, pause=True)
         await self.rebuild()
         self.set_status()
         self.ready.set()
@@ -260,52 +266,50 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
             self._run_when_ready = False
             self.action_run_all()
 
-    def _lane_runner(self) -> LaneRunner:
-        if self._runner is None or self._runner.engine is not self.engine:
-            self._runner = LaneRunner(self.engine)
-        return self._runner
+    def _pool(self) -> EnginePool:
+        """The screen's pool, holding the compare engine (the app's to close) as its default."""
+        engine = self.engine
+        have = self.pool.loaded().get(self.pool.key(LaneTarget())) if self.pool._default else None
+        if have is None or have.engine is not engine:
+            self.pool.adopt(LocalBackend(engine, owns_engine=False))
+        return self.pool
 
     # --- lanes -----------------------------------------------------------------------------
     def where(self, k: int) -> Where:
-        return self.lane_where[k] if k < len(self.lane_where) else (None, None)
-
-    def _set_where(self, k: int, where: Where) -> None:
-        self.lane_where += [(None, None)] * (k + 1 - len(self.lane_where))
-        self.lane_where[k] = where
+        lane = self.lanes[k] if k < len(self.lanes) else None
+        return (lane.backend, lane.model) if lane is not None else (None, None)
 
     async def action_add_lane(self) -> None:
         if self._busy() or self.mode != "lanes":
             return
-        if len(self.lane_params) >= MAX_LANES:
+        if len(self.lanes) >= MAX_LANES:
             self.notify(f"At most {MAX_LANES} lanes.", severity="warning")
             return
-        base = self.lane_params[self.selected]
+        selected = self.lanes[self.selected]
+        base = selected.sampler
         if base.is_greedy:  # a second greedy lane would only repeat it: a sampled lane instead
-            new = SamplerParams(seed=len(self.lane_params))
+            new = SamplerParams(seed=len(self.lanes))
         else:  # a copy that samples differently
             new = base.replace(seed=base.seed + 1 if base.seed >= 0 else base.seed)
-        self._set_where(len(self.lane_params), self.where(self.selected))
-        self.lane_params.append(new)
+        self.lanes.append(dataclasses.replace(selected, sampler=new))
         self.records = []  # the lanes no longer match the last run
         self.divergences = {}
-        self.selected = len(self.lane_params) - 1
+        self.selected = len(self.lanes) - 1
         await self.rebuild()
         self.set_status()
 
     async def action_remove_lane(self) -> None:
         if self._busy() or self.mode != "lanes":
             return
-        if len(self.lane_params) <= MIN_LANES:
+        if len(self.lanes) <= MIN_LANES:
             self.notify(f"At least {MIN_LANES} lanes.", severity="warning")
             return
         k = self.selected
-        del self.lane_params[k]
-        if k < len(self.lane_where):
-            del self.lane_where[k]
+        del self.lanes[k]
         if k < len(self.records):
             del self.records[k]
         self.divergences = {}
-        self.selected = max(0, min(k, len(self.lane_params) - 1))
+        self.selected = max(0, min(k, len(self.lanes) - 1))
         await self.rebuild()
         self.set_status()
 
@@ -316,13 +320,12 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
 
         def done(lane: LaneSpec | None) -> None:
             if lane is not None:
-                self.lane_params[k] = lane.sampler
-                self._set_where(k, (lane.backend, lane.model))
+                self.lanes[k] = lane
                 pane = self.pane_of(k)
                 if pane is not None:
                     pane.set_params(lane.sampler, where_label(self.where(k)))
 
-        self.app.push_screen(LaneEditScreen(f"lane {k + 1}", self.lane_params[k], *self.where(k)), done)
+        self.app.push_screen(LaneEditScreen(f"lane {k + 1}", self.lanes[k].sampler, *self.where(k)), done)
 
     def action_select_lane(self, delta: int) -> None:
         panes = self.panes()
@@ -357,16 +360,15 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
         return self.running
 
     # --- runs ------------------------------------------------------------------------------
-    def base_request(self) -> GenerationRequest | None:
-        """The main screen's prompt and limits, as the main screen would send them."""
-        main = self.app._main_screen()
-        rendered = main.rendered()
+    def _requests(self) -> list[GenerationRequest] | None:
+        """The workspace's prompt and limits (as the main screen sends them), one request per lane or
+        sample; None (reported) for an empty prompt or a bad setting."""
         try:
-            if not rendered.text:
-                raise PlaygroundError("type a prompt on the main screen first (ctrl+l)", title="Empty prompt")
-            return GenerationRequest(prompt=rendered.text, sampler=self.lane_params[0], max_tokens=main.max_tokens,
-                                     stop=main.stop, top_n=self.settings.top_n, add_special=rendered.add_special,
-                                     messages=rendered.messages).validate()
+            if self.mode == "vote" and self.vote_setup is not None:
+                base = self.workspace.request(self.app.chat_template, self.vote_params,
+                                              empty_hint="type a prompt on the main screen first (ctrl+l)")
+                return sample_requests(base, self.vote_setup.n)
+            return self.workspace.lane_requests(self.app.chat_template)
         except PlaygroundError as exc:
             self.app.report(exc)
             return None
@@ -378,129 +380,65 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
             self._run_when_ready = True
             self.notify("The compare engine is loading; the run starts when it is ready.")
             return
-        base = self.base_request()
-        if base is None:
-            return
-        targets = None
-        if self.mode == "vote" and self.vote_setup is not None:
-            requests = sample_requests(dataclasses.replace(base, sampler=self.vote_params), self.vote_setup.n)
-        else:
+        if self.mode != "vote" or self.vote_setup is None:
             self.mode = "lanes"
-            requests = lane_requests(base, self.lane_params)
-            try:
-                targets = self._targets()
-            except PlaygroundError as exc:
-                self.app.report(exc)
-                return
+        requests = self._requests()
+        if requests is None:
+            return
+        try:
+            targets = lane_targets(self.lanes) if self.mode == "lanes" else [LaneTarget()] * len(requests)
+        except PlaygroundError as exc:
+            self.app.report(exc)
+            return
         await self.start(requests, [RunRecord(source="live", request=r) for r in requests], targets)
 
-    def _targets(self) -> list[LaneTarget] | None:
-        """Each lane's target, endpoints looked up by name; None when every lane runs on the compare engine.
-
-        Raises:
-            PlaygroundError: a lane names a backend the config lacks (or the config is bad).
-        """
-        wheres = [self.where(k) for k in range(len(self.lane_params))]
-        if not any(b or m for b, m in wheres):
-            return None
-        from playground.backends.endpoints import load_endpoints
-
-        configured = load_endpoints() if any(b for b, _ in wheres) else {}
-        targets = []
-        for backend, model in wheres:
-            if backend is not None and backend not in configured:
-                known = ", ".join(sorted(configured)) or "none configured"
-                raise InvalidParameterError(f"no backend named '{backend}' in the config (known: {known})")
-            targets.append(LaneTarget(configured[backend] if backend else None, model))
-        return targets
-
     async def start(self, requests: list[GenerationRequest], records: list[RunRecord],
-                    targets: list[LaneTarget] | None = None) -> None:
+                    targets: list[LaneTarget]) -> None:
         self.records = records
         self.divergences, self.vote, self.batch = {}, None, None
         self.selected = 0 if self.mode == "vote" else min(self.selected, len(records) - 1)
         await self.rebuild()
-        self.begin()
         if self.mode == "vote":
             self.query_one(VotePanel).start(len(requests), self.vote_setup.extractor_name)
         extractor = self.vote_setup.extractor if self.mode == "vote" else None
         dist = min(self.settings.dist_size, VOTE_DIST) if self.mode == "vote" else self.settings.dist_size
-        backends = None
-        if targets is not None:
-            from playground.sessions.record import backend_from_endpoint
+        from playground.sessions.record import backend_from_endpoint
 
-            backends = [backend_from_endpoint(t.endpoint) if t.endpoint is not None else None for t in targets]
-        self.recorder = compare_recorder(self.app._main_screen().current_spec(), requests, dist,
-                                         self.vote_setup if self.mode == "vote" else None, backends)
-        self.stream_worker = self._run(requests, extractor, dist, self.recorder, targets)
-
-    def begin(self) -> None:
-        self.pump = EventPump()
-        self._cancel = threading.Event()
-        self.running = True
+        backends = [backend_from_endpoint(t.endpoint) if t.endpoint is not None else None for t in targets]
+        self.recorder = compare_recorder(self.workspace.spec, requests, dist,
+                                         self.vote_setup if self.mode == "vote" else None,
+                                         backends if any(b is not None for b in backends) else None)
+        job = RunJob([LanePlan(r, t) for r, t in zip(requests, targets)], self._pool(), dist_size=dist,
+                     diverge=extractor is None, extractor=extractor)
         self.set_status("running… (esc cancels)")
-        self._drain_timer.resume()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="compare")
-    def _run(self, requests: list[GenerationRequest], extractor, dist_size: int, recorder: SessionRecorder,
-             targets: list[LaneTarget] | None = None) -> None:
-        worker = get_current_worker()
-        try:
-            runner = self._lane_runner() if targets is None else self._mixed_runner(targets)
-            for item in run_compare(runner, requests, self._cancel, diverge=extractor is None,
-                                    extractor=extractor, dist_size=dist_size):
-                recorder.feed_compare(item)  # here, not on the UI thread (as `compare --save` records)
-                self.pump.put(item)
-                if worker.is_cancelled:
-                    self._cancel.set()
-        except PlaygroundError as exc:
-            self.app.call_from_thread(self.app.report, exc)
-
-    def _mixed_runner(self, targets: list[LaneTarget]) -> MixedRunner:
-        """Lanes on the compare engine, other local models (loaded here once per path) and endpoints.
-
-        Runs in the worker thread: loading another model takes a while and must not block the UI.
-        """
-        default = str(self.engine.model.file.path.resolve())
-        runners = {default: self._lane_runner()}
-        for target in targets:
-            key = model_key(target.model, default)
-            if target.is_remote or key in runners:
-                continue
-            if key not in self._model_runners:
-                choice = dataclasses.replace(self.settings.engine_choice, model_path=target.model)
-                self._model_runners[key] = LaneRunner(choice.load(n_seq_max=seq_max_for(MAX_LANES)))
-            runners[key] = self._model_runners[key]
-        return MixedRunner(targets, runners, default)
+        # The recorder is fed in the worker thread, as `compare --save` records.
+        self.driver.start_job(job, kind="compare", tap=self.recorder.feed_compare)
 
     def action_cancel_or_back(self) -> None:
         if self.running:
-            self._cancel.set()
-            if self.stream_worker is not None and self.stream_worker.group == "compare-replay":
-                self.workers.cancel_group(self, "compare-replay")
+            self.driver.cancel()
         else:
             self.app.action_compare()
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        ended = (WorkerState.ERROR, WorkerState.SUCCESS, WorkerState.CANCELLED)
-        if event.worker is not self.stream_worker or event.state not in ended:
-            return
-        if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            self.app.report(PlaygroundError(f"{type(error).__name__}: {error}", title="Compare"))
-        self._drain()
-        stopped = event.state == WorkerState.CANCELLED
-        if event.worker.group == "compare-replay" and self.records:
-            self.finish_session(self.records[0].session, stopped=stopped)
+    @on(RunDriver.Finished, "#compare-run")
+    def _run_finished(self, event: RunDriver.Finished) -> None:
+        if event.driver.running:
+            return  # a newer run started before this message arrived
+        if event.error is not None:
+            error = event.error
+            message = error.message if isinstance(error, PlaygroundError) else f"{type(error).__name__}: {error}"
+            self.app.report(PlaygroundError(message, title=getattr(error, "title", "Compare")))
+        if event.kind == "session":
+            return  # shown whole: show_session finished it already
+        if event.kind == "replay" and self.records:
+            self.finish_session(self.records[0].session, stopped=event.stopped)
         else:
-            self.finish(stopped=stopped)
+            self.finish(stopped=event.stopped)
             self.keep_in_history()
 
     # --- events ----------------------------------------------------------------------------
-    def _drain(self) -> None:
-        items = self.pump.drain()
-        if not items:
-            return
+    def _on_items(self, items: list) -> None:
+        """One frame of the run's items: lane events, divergences, the vote, batch figures."""
         by_lane: dict[int, list] = {}
         for item in items:
             match item:
@@ -528,8 +466,6 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
 
     def finish(self, stopped: bool = False) -> None:
         """The worker ended: show divergences, the vote and the batch figures."""
-        self.running = False
-        self._drain_timer.pause()
         for pane in self.panes():
             if self.mode == "lanes" and pane.index in self.divergences:
                 pane.set_divergence(self.divergences[pane.index])
@@ -619,9 +555,5 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
         self.app.push_screen(screen, done)
 
     def on_unmount(self) -> None:
-        self._cancel.set()
         if not self.running:  # a running worker may still use them; then the process end frees them
-            for runner in self._model_runners.values():
-                runner.close()
-                runner.engine.close()
-            self._model_runners = {}
+            self.pool.close()

@@ -77,7 +77,7 @@ class CompareSaving:
         if self.recorder is None:
             self.notify("Nothing to save yet: ctrl+g runs the lanes first.", severity="warning")
             return
-        spec = self.app._main_screen().current_spec()
+        spec = self.workspace.spec
         note = "the run is still going: what has arrived so far is saved" if self.running else ""
         self.app.push_screen(SaveSessionScreen(default_save_path(self.settings.history_dir, spec), note),
                              self.save_to)

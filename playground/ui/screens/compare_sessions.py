@@ -1,17 +1,19 @@
 """Multi-lane sessions on the compare screen: shown whole, or replayed at their recorded timing.
 
 A replay streams ``sessions.replay.areplay``'s merged timeline (every lane at its recorded time)
-into the same pump and lane panes a live run uses; divergences are computed from the recorded
+through the same run driver and lane panes a live run uses; divergences are computed from the recorded
 tokens with ``compare.divergence``, and a recorded vote is re-tallied from its recorded answers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import aclosing
 from pathlib import Path
 
 from playground.compare.divergence import divergences
 from playground.compare.events import LaneEvent
+from playground.compare.lane_spec import LaneSpec
 from playground.compare.vote import tally
 from playground.sessions.replay import areplay, timeline
 from playground.sessions.schema import Session
@@ -34,7 +36,9 @@ class CompareSessions:
         source = "replay" if speed is not None else "session"
         self.mode = "vote" if session.vote is not None else "lanes"
         if self.mode == "lanes":
-            self.lane_params = [lane.sampler for lane in session.lanes[:6]] or self.lane_params
+            # the session's lanes, where they ran (a remote lane's endpoint by its config name is
+            # not recorded: those lanes re-run on the compare engine)
+            self.lanes = [LaneSpec(lane.sampler) for lane in session.lanes[:6]] or self.lanes
             lanes = session.lanes[:6]
         else:  # the samples' settings; the user's lanes stay as they are for `l`
             self.vote_params = session.lanes[0].sampler if session.lanes else self.vote_params
@@ -49,23 +53,13 @@ class CompareSessions:
         if self.mode == "vote":
             extractor = session.vote.extractor + (f" {session.vote.pattern}" if session.vote.pattern else "")
             self.query_one(VotePanel).start(len(lanes), f"{extractor} (recorded)")
-        self.begin()
         self.set_status(f"{source} {path.name}" + ("… (esc stops)" if speed else ""))
         kept = set(range(len(lanes)))
-        items = [LaneEvent(i.lane, i.event) for i in timeline(session) if i.lane in kept]
         if speed is None or speed == 0:
-            self.pump.put_all(items)
-            self._drain()
+            self.driver.show([LaneEvent(i.lane, i.event) for i in timeline(session) if i.lane in kept])
             self.finish_session(session)
             return
-        self.stream_worker = self.run_worker(self._replay(session, speed, kept), name="replay",
-                                             group="compare-replay", exclusive=True, exit_on_error=False)
-
-    async def _replay(self, session: Session, speed: float, kept: set[int]) -> None:
-        async with aclosing(areplay(session, speed)) as items:
-            async for item in items:
-                if item.lane in kept:
-                    self.pump.put(LaneEvent(item.lane, item.event))
+        self.driver.start_async(lambda put: _replay(session, speed, kept, put), kind="replay")
 
     def finish_session(self, session: Session, stopped: bool = False) -> None:
         """Divergences of the recorded lanes and the recorded vote, then the usual end of a run."""
@@ -80,3 +74,11 @@ class CompareSessions:
             "ctrl+g re-runs these lanes on the main screen's prompt (now the session's)")
         if self.session_path is not None:
             self.set_status(("replay stopped · " if stopped else "") + self.session_path.name)
+
+
+async def _replay(session: Session, speed: float, kept: set[int], put: Callable[[LaneEvent], None]) -> None:
+    """Put the kept lanes' recorded events at their times / ``speed``."""
+    async with aclosing(areplay(session, speed)) as items:
+        async for item in items:
+            if item.lane in kept:
+                put(LaneEvent(item.lane, item.event))

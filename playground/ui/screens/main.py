@@ -2,32 +2,33 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 from rich.markup import escape
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual import events
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, WorkerState
 
+from playground.compare.events import LaneEvent
+from playground.compare.job import LanePlan, RunJob
+from playground.compare.mixed import LaneTarget
 from playground.errors import PlaygroundError
-from playground.events import FailedEvent, TokenEvent
-from playground.params import GenerationRequest
+from playground.events import DoneEvent, FailedEvent, StartEvent, TokenEvent
+from playground.params import SamplerParams
 from playground.prompt_builder import PromptSpec, RenderedPrompt, check_fits, render
 from playground.sessions.record import utc_now
-from playground.ui.pump import EventPump
+from playground.ui.run_driver import RunDriver
 from playground.ui.run_record import RunRecord
 from playground.ui.screens.example_editor import ExampleEditor
 from playground.ui.screens.main_sessions import SessionActions
 from playground.ui.screens.rendered_prompt import RenderedPromptScreen
 from playground.ui.session_io import token_text_for
 from playground.ui.settings import AppSettings
-from playground.ui.streams import pump_local, pump_remote
 from playground.ui.widgets.completion import CompletionView
 from playground.ui.widgets.distribution import DistributionView
 from playground.ui.widgets.examples_panel import ExamplesPanel
@@ -35,9 +36,7 @@ from playground.ui.widgets.inspector import TokenInspector
 from playground.ui.widgets.metrics import MetricsPanel
 from playground.ui.widgets.prompt_panel import PromptPanel
 from playground.ui.widgets.sampler_panel import SamplerPanel
-
-FRAME_S = 1 / 30
-"""How often streamed events are drained into the widgets (one batch per frame)."""
+from playground.workspace import Workspace
 
 LEGEND = "[$prob-high]p≥.5[/] [$prob-mid]≥.2[/] [$prob-low]≥.05[/] [$prob-very-low]<.05[/]"
 
@@ -75,18 +74,12 @@ class MainScreen(SessionActions, Screen):
     def __init__(self, settings: AppSettings) -> None:
         super().__init__()
         self.settings = settings
-        self.sampler = settings.sampler
-        self.max_tokens = settings.max_tokens
-        self.stop = settings.stop
         self.record = RunRecord()
-        self.pump = EventPump()
-        self._cancel = threading.Event()
-        self._generating = False
         self._base_spec = settings.prompt
         self._status = ""
         self._note = ""
-        self.stream_worker: Worker | None = None
-        """The worker producing the current run's events (generation or replay)."""
+        self.driver = RunDriver(self._on_items, id="main-run")
+        """Runs the current generation or replay (``ui/run_driver.py``)."""
         self.clean_spec: PromptSpec = settings.prompt
         """The prompt as last run, saved or opened (ctrl+q asks before dropping edits beyond it)."""
 
@@ -108,6 +101,50 @@ class MainScreen(SessionActions, Screen):
                     yield DistributionView(s.sampler, id="distribution")
                 yield MetricsPanel(freeze_timings=s.freeze_timings, id="metrics")
         yield Footer()
+        yield self.driver
+
+    # --- the workspace (shared with the compare screen) -------------------------------------
+    @property
+    def workspace(self) -> Workspace:
+        return self.app.workspace
+
+    @property
+    def sampler(self) -> SamplerParams:
+        return self.workspace.sampler
+
+    @sampler.setter
+    def sampler(self, value: SamplerParams) -> None:
+        self.workspace.sampler = value
+
+    @property
+    def max_tokens(self) -> int:
+        return self.workspace.max_tokens
+
+    @max_tokens.setter
+    def max_tokens(self, value: int) -> None:
+        self.workspace.max_tokens = value
+
+    @property
+    def stop(self) -> tuple[str, ...]:
+        return self.workspace.stop
+
+    @stop.setter
+    def stop(self, value: tuple[str, ...]) -> None:
+        self.workspace.stop = value
+
+    @property
+    def running(self) -> bool:
+        """A generation or replay is going on."""
+        return self.driver.running
+
+    def sync_workspace(self) -> PromptSpec:
+        """Put the panes' prompt into the workspace (the compare screen runs it); return it."""
+        spec = self.current_spec()
+        self.workspace.spec = spec
+        return spec
+
+    def on_screen_suspend(self) -> None:
+        self.sync_workspace()
 
     def on_mount(self) -> None:
         self.query_one("#prompt").border_title = "Prompt"
@@ -118,8 +155,7 @@ class MainScreen(SessionActions, Screen):
         self.query_one("#distribution").border_title = "Next-token distribution · raw vs. current sliders"
         self.query_one("#metrics").border_title = "Metrics"
         self._show_tabs()
-        self.clean_spec = self.current_spec()
-        self._drain_timer = self.set_interval(FRAME_S, self._drain, pause=True)
+        self.clean_spec = self.sync_workspace()
         self._count_timer = None
         # The model may be loaded (or have failed) before this screen mounted: never cover that up.
         if self.app.backend_ready:
@@ -291,7 +327,7 @@ class MainScreen(SessionActions, Screen):
 
     # --- generation ------------------------------------------------------------------------
     def action_generate(self) -> None:
-        if self._generating:
+        if self.running:
             self.notify("Already generating; escape cancels.", severity="warning")
             return
         if not self.app.backend_ready and self.app.load_error is not None:
@@ -301,14 +337,9 @@ class MainScreen(SessionActions, Screen):
             self.settings.run_at_start = True  # start as soon as the model is there
             self.notify("The model is still loading; generation starts when it is ready.")
             return
-        rendered = self.rendered()
+        spec = self.sync_workspace()
         try:
-            request = GenerationRequest(
-                prompt=rendered.text, sampler=self.sampler, max_tokens=self.max_tokens, stop=self.stop,
-                top_n=self.settings.top_n, add_special=rendered.add_special, messages=rendered.messages,
-            ).validate()
-            if not rendered.text:
-                raise PlaygroundError("type a prompt first", title="Empty prompt")
+            request = self.workspace.request(self.app.chat_template)
         except PlaygroundError as exc:
             self.app.report(exc)
             return
@@ -316,39 +347,26 @@ class MainScreen(SessionActions, Screen):
         if self.narrow and not self.has_class("-show-output"):  # the run is on the other column: go there
             self.show_column(output=True)
             self.query_one(CompletionView).focus()
-        self.clean_spec = self.current_spec()
-        self.begin_run(RunRecord(source="live", request=request, spec=self.clean_spec,
+        self.clean_spec = spec
+        self.begin_run(RunRecord(source="live", request=request, spec=spec,
                                  backend=self.app.backend_spec(), started_utc=utc_now(), t0=time.monotonic()))
         # Until the first token the model reads the prompt (long prompts take a while): say so.
         self.query_one(CompletionView).border_subtitle = "evaluating prompt…  (esc cancels)"
         self.set_status(self.app.model_line("evaluating prompt…"))
-        remote = self.app.remote
-        if remote is not None:  # httpx is async: an async worker on the app's loop, not a thread
-            producer = pump_remote(remote, request, self.pump, self._cancel)
-            self.stream_worker = self.run_worker(producer, name="remote", group="generate", exclusive=True,
-                                                 exit_on_error=False)
-        else:
-            self.stream_worker = self._generate(request)
+        # One lane of the one run pipeline: local or remote is the target's business, not ours.
+        endpoint = self.settings.endpoint
+        job = RunJob([LanePlan(request, LaneTarget(endpoint))], self.app.run_pool(), dist_size=self.settings.dist_size)
+        self.driver.start_job(job, kind="generate")
 
     def begin_run(self, record: RunRecord) -> None:
-        """Clear the completion and analysis panes for ``record`` and start draining its events."""
+        """Clear the completion and analysis panes for ``record``; the caller starts the driver."""
         self.record = record
-        self.pump = EventPump()
-        self._cancel = threading.Event()
-        self.stream_worker = None  # set by the caller that starts a producer
-        self._generating = True
         self.query_one(CompletionView).clear()
         self.query_one(TokenInspector).show(None)
         self.query_one(DistributionView).show(None)
         self.query_one(MetricsPanel).update(self.record)
         replaying = record.source == "replay"
         self.query_one(CompletionView).border_subtitle = "replaying…  (esc stops)" if replaying else ""
-        self._drain_timer.resume()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="generate")
-    def _generate(self, request: GenerationRequest) -> None:
-        worker = get_current_worker()
-        pump_local(self.engine, request, self.pump, self._cancel, self.settings.dist_size, lambda: worker.is_cancelled)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
@@ -356,30 +374,28 @@ class MainScreen(SessionActions, Screen):
             error = worker.error
             title = "Session file" if worker.group == "session-io" else "History"
             self.app.report(PlaygroundError(f"{type(error).__name__}: {error}", title=title))
-        ended = (WorkerState.ERROR, WorkerState.SUCCESS, WorkerState.CANCELLED)
-        if worker is not self.stream_worker or event.state not in ended:
-            return  # a previous run's worker ending late must not touch the current run
-        # A worker that died outside the stream's own error handling still ends the run visibly.
-        if event.state == WorkerState.ERROR:
-            error = worker.error
-            self.pump.put(FailedEvent("Unexpected error", f"{type(error).__name__}: {error}", len(self.record.tokens)))
-        self._drain()
-        if not self.record.finished and self._generating and event.state == WorkerState.CANCELLED:
+
+    @on(RunDriver.Finished, "#main-run")
+    def _run_finished(self, event: RunDriver.Finished) -> None:
+        if event.driver.running:
+            return  # a newer run started before this message arrived
+        if event.error is not None and not self.record.finished:
+            # The producer died outside the stream's own error handling: end the run visibly.
+            error = event.error
+            self._on_items([FailedEvent("Unexpected error", f"{type(error).__name__}: {error}", len(self.record.tokens))])
+        elif not self.record.finished and event.stopped:
             self._stopped()
 
     def action_cancel(self) -> None:
-        if not self._generating:
-            return
-        self._cancel.set()
-        if self.record.source == "replay":  # a replay waits in asyncio.sleep: cancelling ends it at once
-            self.workers.cancel_group(self, "generate")
+        self.driver.cancel()
 
-    def _drain(self) -> None:
-        events = self.pump.drain()
-        if not events:
-            return
+    def _on_items(self, items: list) -> None:
+        """One frame of the run's items (stream events, or a job's ``LaneEvent``s)."""
         tokens: list[TokenEvent] = []
-        for event in events:
+        for item in items:
+            event = item.event if isinstance(item, LaneEvent) else item
+            if not isinstance(event, (StartEvent, TokenEvent, DoneEvent, FailedEvent)):
+                continue  # a job's batch figures: the metrics come from the events themselves
             self.record.add(event)
             if isinstance(event, TokenEvent):
                 tokens.append(event)
@@ -400,10 +416,8 @@ class MainScreen(SessionActions, Screen):
                 self.set_status(self.app.model_line("generating…"))
 
     def _finish(self) -> None:
-        self._generating = False
         if self.app.backend_ready:
             self.set_status(self.app.model_line())
-        self._drain_timer.pause()
         completion = self.query_one(CompletionView)
         record = self.record
         prefix = {"replay": "replay · ", "session": "session · "}.get(record.source, "")
@@ -443,8 +457,6 @@ class MainScreen(SessionActions, Screen):
 
     def _stopped(self) -> None:
         """A replay (or a run whose worker was cancelled) ended before its last event."""
-        self._generating = False
-        self._drain_timer.pause()
         if self.app.backend_ready:
             self.set_status(self.app.model_line())
         completion = self.query_one(CompletionView)
@@ -472,5 +484,3 @@ class MainScreen(SessionActions, Screen):
         dist.token_text = token_text_for(record, self.engine)
         dist.show(token.dist, history, chosen=token.id, position=index)
 
-    def on_unmount(self) -> None:
-        self._cancel.set()  # the decode loop stops at the next token

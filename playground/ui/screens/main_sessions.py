@@ -31,7 +31,7 @@ from playground.ui.session_io import (
     session_to_save,
     write_session_file,
 )
-from playground.ui.streams import pump_replay
+from playground.ui.streams import replay_into
 from playground.ui.widgets.examples_panel import ExamplesPanel
 from playground.ui.widgets.prompt_panel import PromptPanel
 from playground.ui.widgets.sampler_panel import SamplerPanel
@@ -95,7 +95,7 @@ class SessionActions:
 
     # --- open ------------------------------------------------------------------------------
     def action_open_session(self) -> None:
-        if self._generating:
+        if self.running:
             self.notify("A run is going on; escape stops it first.", severity="warning")
             return
         folder = self.settings.history_dir
@@ -120,7 +120,7 @@ class SessionActions:
 
     def show_session(self, session: Session, path: Path, speed: float | None = None) -> None:
         """Fill the panes from ``session`` and show its (first) lane: whole, or replayed at ``speed``."""
-        if self._generating:
+        if self.running:
             self.notify("A run is going on; escape stops it first.", severity="warning")
             return
         panes = panes_of(session)
@@ -148,10 +148,8 @@ class SessionActions:
             return
         if speed is None:  # the same path as a live run, all at once
             self.begin_run(RunRecord(source="session", session=session))
-            self.pump.put_all(run_of(session).events())
-            self._drain()
+            self.driver.show(run_of(session).events())
             return
         self.begin_run(RunRecord(source="replay", session=session))
-        producer = pump_replay(one_lane(session), speed, self.pump)
-        self.stream_worker = self.run_worker(producer, name="replay", group="generate", exclusive=True,
-                                             exit_on_error=False)
+        shown = one_lane(session)
+        self.driver.start_async(lambda put: replay_into(shown, speed, put), kind="replay")
