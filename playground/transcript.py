@@ -40,8 +40,9 @@ class Transcript:
         match event:
             case StartEvent():
                 self.start = event
-                self.started_utc = utc_now()
-                self.t_start = self.clock()
+                # A caller that knew the start earlier (a run begun before its model answered) keeps it.
+                self.started_utc = self.started_utc or utc_now()
+                self.t_start = self.clock() if self.t_start is None else self.t_start
             case TokenEvent():
                 self.tokens.append(event)
             case DoneEvent() | FailedEvent():

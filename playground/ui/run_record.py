@@ -1,30 +1,28 @@
 """What one run produced so far, and the figures derived from it (pure: no Textual here).
 
-The completion view, inspector and metrics read from one ``RunRecord``; a compare lane or a
-replayed session can fill one from the same events.
+A ``RunRecord`` is the core's ``Transcript`` (the one every consumer builds on: run jobs, the
+session recorder, the history) plus where the run came from. The completion view, inspector and
+metrics read from it; a compare lane or a replayed session fills one from the same events, and
+saving hands it to the session recorder as it is.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from playground.events import DoneEvent, FailedEvent, StartEvent, StreamEvent, TokenEvent
+from playground.events import DoneEvent, FailedEvent
 from playground.params import GenerationRequest, SamplerParams
+from playground.transcript import Transcript
 
 Source = Literal["", "live", "session", "replay"]
 
 
 @dataclass
-class RunRecord:
+class RunRecord(Transcript):
     """Events of one run, appended as they arrive, and where the run came from."""
 
-    start: StartEvent | None = None
-    tokens: list[TokenEvent] = field(default_factory=list)
-    done: DoneEvent | None = None
-    failed: FailedEvent | None = None
     source: Source = ""
     """"live" (run here: kept in the history), "session" (opened), "replay" (streamed from a file)."""
     request: GenerationRequest | None = None
@@ -37,43 +35,19 @@ class RunRecord:
     """The ``sessions.schema.Session`` an opened or replayed run comes from (saved back whole)."""
     lane_index: int = 0
     """Which of ``session``'s lanes is shown."""
-    started_utc: str = ""
-    t0: float | None = None
-    """``time.monotonic()`` when the run started, and when its end arrived (for the elapsed time)."""
-    t1: float | None = None
 
-    def add(self, event: StreamEvent) -> None:
-        match event:
-            case StartEvent():
-                self.start = event
-            case TokenEvent():
-                self.tokens.append(event)
-            case DoneEvent():
-                self.done = event
-                self.t1 = time.monotonic()
-            case FailedEvent():
-                self.failed = event
-                self.t1 = time.monotonic()
+    @property
+    def done(self) -> DoneEvent | None:
+        return self.end if isinstance(self.end, DoneEvent) else None
 
-    def events(self) -> list[StreamEvent]:
-        """A snapshot of the events so far, in stream order."""
-        out: list[StreamEvent] = [self.start] if self.start is not None else []
-        out.extend(self.tokens)
-        end = self.done or self.failed
-        return out + [end] if end is not None else out
+    @property
+    def failed(self) -> FailedEvent | None:
+        return self.end if isinstance(self.end, FailedEvent) else None
 
     @property
     def lane(self) -> Any:
         """The shown ``Lane`` of an opened or replayed session, else None."""
         return self.session.lanes[self.lane_index] if self.session is not None else None
-
-    @property
-    def finished(self) -> bool:
-        return self.done is not None or self.failed is not None
-
-    @property
-    def text(self) -> str:
-        return "".join(t.text for t in self.tokens) + (self.done.tail if self.done else "")
 
     @property
     def params(self) -> SamplerParams | None:

@@ -47,12 +47,7 @@ class PaneState:
 
 def lane_from_run(record: RunRecord, *, keep_dist: int) -> Lane:
     """The lane a live run recorded so far (unfinished runs have ``finish_reason`` None)."""
-    t0 = record.t0 if record.t0 is not None else 0.0
-    stamps = iter((t0, record.t1 if record.t1 is not None else t0))
-    recorder = LaneRecorder(backend=record.backend, request=record.request, keep_dist=keep_dist,
-                            clock=lambda: next(stamps))
-    for event in record.events():
-        recorder.feed(event)
+    recorder = LaneRecorder(backend=record.backend, request=record.request, keep_dist=keep_dist, transcript=record)
     lane = recorder.lane()
     return dataclasses.replace(lane, started=record.started_utc or lane.started)
 

@@ -349,7 +349,7 @@ class MainScreen(SessionActions, Screen):
             self.query_one(CompletionView).focus()
         self.clean_spec = spec
         self.begin_run(RunRecord(source="live", request=request, spec=spec,
-                                 backend=self.app.backend_spec(), started_utc=utc_now(), t0=time.monotonic()))
+                                 backend=self.app.backend_spec(), started_utc=utc_now(), t_start=time.monotonic()))
         # Until the first token the model reads the prompt (long prompts take a while): say so.
         self.query_one(CompletionView).border_subtitle = "evaluating prompt…  (esc cancels)"
         self.set_status(self.app.model_line("evaluating prompt…"))

@@ -141,7 +141,7 @@ class SessionActions:
         what = f"{'replay' if speed is not None else 'session'} {path.name}"
         self.set_note(f"{what} · {note}" if note else what)
         if note:
-            self.notify(note, title="Session")
+            self.notify(note, title="Session", timeout=10)  # read beside the compare screen opening
         if not session.lanes:
             self.begin_run(RunRecord(source="session", session=session))
             self._finish()
