@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "sessions": "sessions",
     "replay": "replay",
     "eval": "evaluate",
+    "tree": "tree",
 }
 
 

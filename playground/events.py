@@ -89,6 +89,17 @@ class TokenEvent:
     n_candidates: int | None = None
     entropy: float | None = None
     dist: RawDistribution | None = field(default=None, repr=False, compare=False)
+    forced: bool = False
+    """Given, not sampled (``GenerationRequest.force_ids``): its logprob/top/entropy are the model's
+    real ones at that position; ``p_sampled`` and ``n_candidates`` are None (no sampler drew it)."""
+    constraint_mass_removed: float | None = None
+    """Under a constraint (``GenerationRequest.constraint``): the raw (T = 1) probability of the
+    tokens the grammar forbade at this step; None without one, or where it is not known (remote)."""
+    unconstrained_id: int | None = None
+    """The token the same sampler and seed would have taken without the constraint, where that
+    differs from ``id`` (None: the same token, or not known)."""
+    unconstrained_text: str | None = None
+    """That token's text (display form)."""
 
     @property
     def prob(self) -> float | None:

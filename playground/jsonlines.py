@@ -63,6 +63,13 @@ def event_to_dict(event: StreamEvent, lane: int | None = None) -> dict[str, Any]
                 "top": [{"id": a.id, "text": a.text, "logprob": _logprob(a.logprob)} for a in event.top],
                 "t": _round(event.t),
             }
+            if event.forced:  # only on forced tokens: a generated token's line is unchanged
+                out["forced"] = True
+            if event.constraint_mass_removed is not None:  # only under a constraint
+                out["constraint_mass_removed"] = _round(event.constraint_mass_removed, 8)
+            if event.unconstrained_id is not None:
+                out["unconstrained_id"] = event.unconstrained_id
+                out["unconstrained_text"] = event.unconstrained_text
             bad = _nonfinite(event)
             if bad:
                 out["nonfinite"] = bad  # the model gave NaN/inf here (a damaged file?): shown as null

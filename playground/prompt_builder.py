@@ -1,7 +1,9 @@
 """Turn what the prompt panes hold into the exact text the model sees (pure, no model needed).
 
-A prompt is either *structured* (instruction, context, few-shot examples, input) or *free-form*
-(one text used verbatim). It is rendered either as a plain completion prompt or through the
+A prompt is *structured* (instruction, context, few-shot examples, input), *free-form* (one text
+used verbatim) or a *conversation* (a system prompt and user / assistant turns; an empty system
+prompt leaves the template's default in place). Few-shot examples are rendered in every mode but
+free-form. It is rendered either as a plain completion prompt or through the
 model's chat template (the GGUF ``tokenizer.chat_template``, rendered with jinja2 when it is
 installed). Without a usable template we fall back to ChatML and say so in ``template_label``.
 """
@@ -16,7 +18,8 @@ from typing import Any, Literal
 from playground.errors import InvalidParameterError
 from playground.params import GenerationRequest
 
-Mode = Literal["structured", "freeform"]
+Mode = Literal["structured", "freeform", "conversation"]
+Role = Literal["user", "assistant"]
 TemplateMode = Literal["plain", "chat"]
 
 DEFAULT_EXAMPLE_FORMAT = "Input: {input}\nOutput: {output}"
@@ -38,11 +41,40 @@ class Example:
 
 
 @dataclass(frozen=True)
+class Turn:
+    """One turn of a conversation."""
+
+    role: Role
+    content: str
+
+
+def parse_turns(raw: object) -> tuple[Turn, ...]:
+    """Turns from a list of ``{role, content}`` objects (a chat file, a variant's ``turns``).
+
+    Raises:
+        InvalidParameterError: not a list of such objects, or a role other than user / assistant
+            (the system prompt is given on its own).
+    """
+    if not isinstance(raw, list):
+        raise InvalidParameterError("a conversation is a list of {role, content} objects")
+    turns = []
+    for i, item in enumerate(raw):
+        if not (isinstance(item, dict) and set(item) == {"role", "content"} and isinstance(item["content"], str)):
+            raise InvalidParameterError(f"turn {i} must be {{role, content}} with a string content")
+        if item["role"] not in ("user", "assistant"):
+            raise InvalidParameterError(f"turn {i}: role must be \"user\" or \"assistant\" (got {item['role']!r}); "
+                                        "give the system prompt on its own")
+        turns.append(Turn(item["role"], item["content"]))
+    return tuple(turns)
+
+
+@dataclass(frozen=True)
 class PromptSpec:
     """Everything the prompt and examples panes hold."""
 
     mode: Mode = "structured"
-    """"structured" (instruction/context/examples/input) or "freeform" (``text`` verbatim)."""
+    """"structured" (instruction/context/examples/input), "freeform" (``text`` verbatim) or
+    "conversation" (``system`` and ``turns``)."""
     instruction: str = ""
     """What to do; the system message in chat mode."""
     context: str = ""
@@ -51,6 +83,11 @@ class PromptSpec:
     """The query the completion answers."""
     text: str = ""
     """The whole prompt in free-form mode."""
+    system: str = ""
+    """The system prompt; empty: the template's default (if it has one). In structured mode it
+    comes before the instruction and context in the system turn."""
+    turns: tuple[Turn, ...] = ()
+    """The conversation so far (conversation mode); a reply is appended with ``append_reply``."""
     examples: tuple[Example, ...] = ()
     """Few-shot examples, in order; disabled ones are kept but not rendered."""
     example_format: str = DEFAULT_EXAMPLE_FORMAT
@@ -111,19 +148,38 @@ def query_block(fmt: str, text: str) -> str:
     return head.replace("{input}", text).rstrip(" \t")
 
 
+def append_reply(spec: PromptSpec, reply: str) -> PromptSpec:
+    """``spec`` with the model's reply as the next assistant turn (a conversation goes on)."""
+    if spec.mode != "conversation":
+        raise InvalidParameterError("only a conversation takes the reply as a turn")
+    return spec.replace(turns=spec.turns + (Turn("assistant", reply),))
+
+
+def system_text(spec: PromptSpec) -> str:
+    """The system turn's text: the system prompt, then (structured) instruction and context."""
+    parts = [spec.system.strip()]
+    if spec.mode == "structured":
+        parts += [spec.instruction.strip(), spec.context.strip()]
+    return "\n\n".join(part for part in parts if part)
+
+
 def build_messages(spec: PromptSpec) -> list[tuple[str, str]]:
-    """The chat turns for ``spec``: system (instruction + context), example turns, user input."""
+    """The chat turns for ``spec``: system (omitted when empty: the template's default applies),
+    example turns, then the user input or the conversation's turns."""
     if spec.mode == "freeform":
         return [("user", spec.text)]
     messages: list[tuple[str, str]] = []
-    system = "\n\n".join(part for part in (spec.instruction.strip(), spec.context.strip()) if part)
+    system = system_text(spec)
     if system:
         messages.append(("system", system))
     for example in spec.examples:
         if example.enabled:
             messages.append(("user", example.input))
             messages.append(("assistant", example.output))
-    messages.append(("user", spec.input))
+    if spec.mode == "conversation":
+        messages += [(turn.role, turn.content) for turn in spec.turns]
+    else:
+        messages.append(("user", spec.input))
     return messages
 
 
@@ -131,7 +187,13 @@ def render_plain(spec: PromptSpec) -> str:
     """The plain completion prompt: blocks separated by blank lines, the query last."""
     if spec.mode == "freeform":
         return spec.text
-    blocks = [spec.instruction.strip(), spec.context.strip()]
+    if spec.mode == "conversation":
+        # No template: a transcript with role names, ending where the assistant speaks next.
+        blocks = [f"System: {spec.system.strip()}" if spec.system.strip() else ""]
+        blocks += [format_example(spec.example_format, e.input, e.output) for e in spec.examples if e.enabled]
+        blocks += [f"{turn.role.capitalize()}: {turn.content}" for turn in spec.turns]
+        return "\n\n".join(b for b in blocks + ["Assistant:"] if b)
+    blocks = [spec.system.strip(), spec.instruction.strip(), spec.context.strip()]
     blocks += [
         format_example(spec.example_format, e.input, e.output) for e in spec.examples if e.enabled
     ]
@@ -190,6 +252,22 @@ def render(spec: PromptSpec, template: ChatTemplate | None = None) -> RenderedPr
         add_special=not (bos and text.startswith(bos)),
         notes=tuple(notes + more),
     )
+
+
+def template_default_system(template: ChatTemplate) -> str | None:
+    """The system prompt ``template`` writes when the messages carry none (what an empty system
+    prompt means, to show it as such); None when it writes none or cannot be rendered."""
+    user, system = "\x00user\x00", "\x00system\x00"
+    bare, label, _ = render_chat([("user", user)], template)
+    with_system, label2, _ = render_chat([("system", system), ("user", user)], template)
+    if label != "model chat template" or label2 != label or user not in bare or system not in with_system:
+        return None
+    head, _, rest = with_system.partition(system)
+    between = rest.split(user, 1)[0]
+    before = bare.split(user, 1)[0]
+    if len(before) > len(head) + len(between) and before.startswith(head) and before.endswith(between):
+        return before[len(head):len(before) - len(between)]
+    return None
 
 
 def count_tokens(rendered: RenderedPrompt, tokenize: Callable[[str, bool], list[int]]) -> int:

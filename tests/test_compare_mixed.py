@@ -17,7 +17,7 @@ from playground.compare.events import BatchDone, Divergence, LaneEvent
 from playground.compare.lane_spec import LaneSpec, parse_lane, parse_lane_spec
 from playground.compare.mixed import LaneTarget, MixedRunner
 from playground.compare.run import LaneTranscript, lane_requests, run_compare
-from playground.engine.lanes import LaneRunner
+from playground.engine.lanes import LaneRunner, seq_max_for
 from playground.engine_options import EngineChoice
 from playground.errors import InvalidParameterError
 from playground.events import DoneEvent, TokenEvent
@@ -63,7 +63,7 @@ def test_lane_spec_targets():
 # --- one local lane + one remote lane, in process -------------------------------------------------
 
 def test_local_and_remote_lanes_agree_and_merge(server_url):
-    engine = EngineChoice(n_ctx=2048, n_threads=1).load(n_seq_max=2)
+    engine = EngineChoice(n_ctx=2048, n_threads=1).load(n_seq_max=seq_max_for(1))
     runner = LaneRunner(engine)
     try:
         default = "local"

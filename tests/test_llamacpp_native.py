@@ -73,7 +73,7 @@ async def test_every_sampler_is_sent_and_a_trailing_v1_is_ignored(srv):
     assert isinstance(events[-1], DoneEvent), events[-1]
     post, raw = sorted((r.body for r in srv.requests), key=lambda b: not b["post_sampling_probs"])
     assert {r.path for r in srv.requests} == {"/completion"}
-    assert post["samplers"] == ["penalties", "top_k", "top_p", "min_p", "temperature"]
+    assert post["samplers"] == list(SamplerParams().samplers)  # the local chain's (llama.cpp's default) order
     assert {k: post[k] for k in ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "repeat_last_n", "seed", "n_predict")} == {
         "temperature": 0.7, "top_k": 3, "top_p": 0.9, "min_p": 0.05, "repeat_penalty": 1.2, "repeat_last_n": 32, "seed": 7, "n_predict": 3}
     assert post["typical_p"] == 1.0 and post["dry_multiplier"] == 0.0 and post["xtc_probability"] == 0.0 and post["mirostat"] == 0
@@ -146,7 +146,7 @@ async def test_greedy_sends_the_local_greedy_chain(srv):
     srv.route("/completion", answer)
     await run(srv.url, GenerationRequest("Once", SamplerParams(greedy=True, repeat_penalty=1.0), max_tokens=2, top_n=1))
     body = srv.requests[0].body
-    assert body["samplers"] == ["penalties", "temperature"] and body["temperature"] == 0.0
+    assert body["samplers"] == ["penalties", "dry", "temperature"] and body["temperature"] == 0.0
 
 
 async def test_an_error_event_in_the_stream_fails_the_run(srv):

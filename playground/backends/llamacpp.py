@@ -38,13 +38,14 @@ from playground.backends.sse import as_count, as_list, as_text, iter_sse, parse_
 from playground.backends.timing import Clock, until
 from playground.params import MAX_TOP_N, GenerationRequest, SamplerParams
 
-#: The local engine's chain (playground/engine/sampler_chain.py), in llama-server's names.
+#: The local engine's default chain (playground/engine/sampler_chain.py), in llama-server's names.
 CHAIN = ("penalties", "top_k", "top_p", "min_p", "temperature")
-#: Stages llama-server has and the local engine has not: sent switched off.
-SWITCHED_OFF: dict[str, Any] = {
-    "typical_p": 1.0, "dry_multiplier": 0.0, "xtc_probability": 0.0, "top_n_sigma": -1.0, "mirostat": 0,
-    "presence_penalty": 0.0, "frequency_penalty": 0.0, "dynatemp_range": 0.0,
-}
+#: SamplerParams fields llama-server takes under the same name.
+SAME_NAME = (
+    "typical_p", "top_n_sigma", "xtc_probability", "xtc_threshold", "dry_multiplier", "dry_base",
+    "dry_allowed_length", "dry_penalty_last_n", "presence_penalty", "frequency_penalty", "mirostat",
+    "mirostat_tau", "mirostat_eta", "dynatemp_range", "dynatemp_exponent",
+)
 _ALL_PARAMS = frozenset(f.name for f in dataclasses.fields(SamplerParams))
 
 
@@ -95,9 +96,12 @@ class LlamaCppBackend(RemoteBackend):
             "min_keep": 1,  # the local chain's top-p and min-p keep at least one token
             "repeat_penalty": s.repeat_penalty,
             "repeat_last_n": s.repeat_last_n,  # -1 is the whole context on both sides
-            # Greedy locally is penalties -> greedy; temperature 0 here keeps only the top token.
-            "samplers": ["penalties", "temperature"] if s.is_greedy else list(CHAIN),
-            **SWITCHED_OFF,
+            # Greedy locally is penalties and DRY -> greedy; temperature 0 here keeps only the top token.
+            "samplers": [n for n in s.samplers if n in ("penalties", "dry")] + ["temperature"] if s.is_greedy else list(s.samplers),
+            **{name: getattr(s, name) for name in SAME_NAME},
+            "dry_sequence_breakers": list(s.dry_sequence_breakers),
+            # llama-server takes [id, bias] or [text, bias] (text: every token of it, so one-token text agrees)
+            "logit_bias": [[b.token if b.token is not None else b.text, b.bias] for b in s.logit_bias],
         }
         if seed is not None:
             body["seed"] = seed

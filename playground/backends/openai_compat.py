@@ -28,10 +28,11 @@ from playground.backends.sse import (
     iter_sse,
     parse_json_object,
 )
+from playground.errors import InvalidParameterError
 from playground.params import GenerationRequest
 
 CHAT_MAX_TOP = 20
-_BASE_PARAMS = frozenset({"temperature", "top_p", "seed", "greedy"})
+_BASE_PARAMS = frozenset({"temperature", "top_p", "seed", "greedy", "presence_penalty", "frequency_penalty", "logit_bias"})
 
 
 class OpenAIBackend(RemoteBackend):
@@ -70,6 +71,13 @@ class OpenAIBackend(RemoteBackend):
             body["stop"] = list(request.stop)
         for name in sorted(self.endpoint.extra_params):
             body[name] = getattr(s, name)
+        for name in ("presence_penalty", "frequency_penalty"):  # OpenAI's own names; 0 is its default
+            if getattr(s, name):
+                body[name] = getattr(s, name)
+        if s.logit_bias:
+            if any(b.token is None for b in s.logit_bias):
+                raise InvalidParameterError("OpenAI-compatible endpoints take a logit bias by token id only, not by text")
+            body["logit_bias"] = {str(b.token): b.bias for b in s.logit_bias}
         top_n = min(request.top_n, self.capabilities.max_alternatives)
         if self.chat:
             messages = request.messages or (("user", request.prompt),)

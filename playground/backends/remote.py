@@ -26,7 +26,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from playground.backends.base import Capabilities
+from playground.backends import constraints
+from playground.backends.base import CLASSIC_SAMPLER_FIELDS, Capabilities, refuse_unhonoured_samplers
 from playground.backends.body import ACCEPT_ENCODING, iter_body, iter_lines, read_error_body
 from playground.backends.endpoints import Endpoint
 from playground.backends.faults import RemoteFailure, http_status_message, transport_message
@@ -108,7 +109,8 @@ class RemoteBackend:
         self._client: httpx.AsyncClient | None = None
         #: Each open response's line reader (see ``lines``), until its stream ends.
         self._readers: dict[httpx.Response, AsyncIterator[list[str]]] = {}
-        self.capabilities = self.make_capabilities()
+        self.capabilities = replace(self.make_capabilities(),
+                                    constraints=constraints.supported(endpoint.kind, self.chat))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.endpoint.label}, model={self.endpoint.model!r})"
@@ -139,15 +141,19 @@ class RemoteBackend:
     async def stream(self, request: GenerationRequest, cancel: threading.Event | None = None) -> AsyncIterator[StreamEvent]:
         request.validate()
         cancel = cancel or threading.Event()
+        refuse_unhonoured_samplers(request.sampler, self.capabilities.sampler_params, self.endpoint.label)
         seed = self.resolve_seed(request)
         path, body = self.build(request, seed)
+        # a constraint this protocol cannot carry is refused here, before any request
+        body.update(constraints.constraint_fields(self.endpoint.kind, self.chat, request.constraint))
         t0 = time.perf_counter()
         yield StartEvent(
             model={"name": self.endpoint.model, "endpoint": self.endpoint.name, "base_url": display_url(self.endpoint.base_url),
                    "kind": self.endpoint.kind, "mode": self.endpoint.mode},
             prompt=request.prompt,
             prompt_tokens=(),  # the server's tokenisation is not returned
-            params=self.describe_params(request, seed, body),
+            params={**self.describe_params(request, seed, body),
+                    **({"constraint": request.constraint.to_dict()} if request.constraint is not None else {})},
             backend=self.backend_label,
         )
         clock = Clock(self.endpoint.deadline, self.endpoint.progress_timeout)
@@ -267,15 +273,18 @@ class RemoteBackend:
     def describe_params(self, request: GenerationRequest, seed: int | None, body: dict[str, Any]) -> dict[str, Any]:
         honoured = self.capabilities.sampler_params
         sampler = request.sampler.to_dict()
+        unsent = [k for k in sampler if k not in honoured and k in CLASSIC_SAMPLER_FIELDS]
         return {
             **sampler,
             "seed": seed,
             "max_tokens": request.max_tokens,
             "stop": list(request.stop),
             "top_n": min(request.top_n, self.capabilities.max_alternatives),
-            "not_sent": sorted(k for k in sampler if k not in honoured),
+            # The classic settings a kind cannot send; a newer stage it cannot send is refused
+            # before the request unless it is off (refuse_unhonoured_samplers), so it is no news here.
+            "not_sent": sorted(unsent),
             # Not sent, so the server's own default applies (llama-cpp-python's repeat_penalty 1.1...).
-            "server_defaults": sorted(k for k in sampler if k not in honoured and k not in _NOT_A_SETTING),
+            "server_defaults": sorted(k for k in unsent if k not in _NOT_A_SETTING),
         }
 
     def redact(self, text: str) -> str:

@@ -7,6 +7,7 @@ import signal
 from dataclasses import replace
 
 from playground.cli_options import (
+    add_constraint_options,
     add_model_options,
     add_chat_option,
     add_sampler_options,
@@ -18,13 +19,15 @@ from playground.commands.output import Output, error_line
 from playground.compare.events import BatchDone, Divergence, LaneEvent, Vote
 from playground.compare.extract import make_extractor
 from playground.compare.lane_spec import SPEC_HELP, LaneSpec, parse_lane
+from playground.compare.lessons import confidence_gaps
 from playground.compare.job import EnginePool, LanePlan, RunJob, lane_targets
 from playground.compare.mixed import LaneTarget
 from playground.compare.run import MAX_SAMPLES, finished, lane_requests, sample_requests
 from playground.errors import InvalidParameterError
-from playground.events import DoneEvent, FailedEvent
+from playground.compare.variant import Variant, lane_label, load_variants
+from playground.events import DoneEvent, FailedEvent, StartEvent
 from playground.params import GenerationRequest
-from playground.prompt_builder import chat_request
+from playground.prompt_builder import chat_request, chat_template_of
 from playground.sessions.cli_recording import RunRecording, add_session_options
 from playground.sessions.record import backend_from_endpoint
 
@@ -70,8 +73,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cmp.add_argument("prompt", nargs="?", help="the prompt; standard input when absent or '-'")
     add_model_options(cmp)
     add_sampler_options(cmp)
+    add_constraint_options(cmp)
     add_chat_option(cmp)
     group = cmp.add_argument_group("comparison")
+    group.add_argument("--variants", metavar="FILE.toml", help="one lane per [[variant]] table: prompt parts or "
+                       "a conversation, examples, template, sampler keys, backend/model (see playground.compare.variant)")
     group.add_argument("--lane", action="append", default=None, metavar="SPEC", help=f"one lane (repeatable): {SPEC_HELP}")
     group.add_argument("--samples", type=int, default=None, metavar="N",
                        help=f"self-consistency: N samples (1-{MAX_SAMPLES}) of the same settings; with a fixed "
@@ -86,6 +92,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "and aggregate decode tokens/s of 1, 2, 4, 8 lanes")
     bench.add_argument("--bench-tokens", type=int, default=64, metavar="N", help="tokens per lane (default 64)")
     bench.add_argument("--bench-rounds", type=int, default=3, metavar="N", help="interleaved rounds (default 3)")
+
+
+def _variant_lanes(args: argparse.Namespace) -> tuple[list[Variant], list[GenerationRequest], list[LaneTarget]]:
+    """The variants file's lanes, rendered without a model template for now (see ``run``)."""
+    if args.lane or args.samples is not None or args.prompt is not None:
+        raise InvalidParameterError("--variants holds the lanes and their prompts: give no prompt, --lane or --samples with it")
+    variants = load_variants(args.variants, "chat" if args.chat else "plain")
+    if len(variants) > MAX_SAMPLES:
+        raise InvalidParameterError(f"at most {MAX_SAMPLES} lanes")
+    base = request_from_args(args, "")
+    requests = [v.request(base, None) for v in variants]
+    return variants, requests, lane_targets([v.lane(base.sampler) for v in variants])
 
 
 def _lanes(args: argparse.Namespace, prompt: str) -> tuple[list[GenerationRequest], list[LaneTarget]]:
@@ -124,8 +142,11 @@ def run(args: argparse.Namespace) -> int:
         return _bench(args)
     from playground.compare import text_report
 
-    prompt = read_prompt(args.prompt)
-    requests, targets = _lanes(args, prompt)
+    variants: list[Variant] = []
+    if args.variants:
+        variants, requests, targets = _variant_lanes(args)
+    else:
+        requests, targets = _lanes(args, read_prompt(args.prompt))
     samples = args.samples is not None
     extractor_name, extractor = make_extractor(args.extract, args.extract_last_number, args.extract_json)
     # Without -c the context grows to hold the prompt plus every lane's tokens (one shared KV cache).
@@ -138,9 +159,13 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     try:
         job.prepare()
-        if args.chat:
+        if variants:  # each variant through its own target's chat template
+            job.with_requests([v.request(r, None if t.is_remote else chat_template_of(job.local_backend(t).engine))
+                               for v, r, t in zip(variants, requests, targets)])
+        elif args.chat:
             job.with_requests([chat_request(r, None if t.is_remote else job.local_backend(t).engine)
                                for r, t in zip(requests, targets)])
+        labels = [lane_label(v, variants[0]) for v in variants]
         recording = RunRecording.from_args(args, kind="vote" if samples else "compare")
         if samples:
             recording.recorder.extractor, recording.recorder.extractor_pattern = _extractor_record(args)
@@ -157,17 +182,28 @@ def run(args: argparse.Namespace) -> int:
                     error_line(f"lane {item.lane}: {item.event.title}: {item.event.message}")
                     status = 1
                 if args.json:
-                    out.json(item.to_dict())
+                    line = item.to_dict()
+                    if isinstance(item, Divergence) and max(item.lane, item.reference) < len(lanes):
+                        # the shared tokens' logprob differences (lane minus reference), to recompute "3x more sure"
+                        line["logprob_deltas"] = [round(g.delta, 6) for g in confidence_gaps(
+                            lanes[item.lane].tokens, lanes[item.reference].tokens, by_text=item.by == "text")]
+                    if variants and isinstance(item, LaneEvent) and isinstance(item.event, StartEvent):
+                        line["variant"] = variants[item.lane].name
+                        line["label"] = labels[item.lane]
+                    out.json(line)
                 elif isinstance(item, LaneEvent) and isinstance(item.event, (DoneEvent, FailedEvent)):
                     if samples:
                         answer = extractor(lanes[item.lane].text) if finished(lanes[item.lane]) else None
                         text_report.write_sample(out, item.lane, lanes[item.lane], answer)
+                    elif variants:
+                        text_report.write_lane(out, item.lane, lanes[item.lane],
+                                               variant=f"{variants[item.lane].name} ({labels[item.lane]})")
                     else:
                         text_report.write_lane(out, item.lane, lanes[item.lane])
                 elif isinstance(item, BatchDone):
                     text_report.write_batch(out, item)
                 elif isinstance(item, Divergence):
-                    text_report.write_divergence(out, item)
+                    text_report.write_divergence(out, item, lanes)
                 elif isinstance(item, Vote):
                     text_report.write_vote(out, item, extractor_name)
         finally:

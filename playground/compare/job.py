@@ -95,7 +95,8 @@ class EnginePool:
         path = self.choice.model_path if key == self.default else target.model
         choice = replace(self.choice, model_path=path)
         if self.fit_context and len(requests) > 1:
-            need = len(requests[0].prompt.encode("utf-8")) + 8 + sum(r.max_tokens for r in requests)
+            prompts = {(r.prompt, r.add_special) for r in requests}  # lanes may have their own prompts
+            need = sum(len(p.encode("utf-8")) + 72 for p, _ in prompts) + sum(r.max_tokens for r in requests)
             grown = max(choice.n_ctx, min(need, MAX_AUTO_CTX))
             if grown > choice.n_ctx:  # sized for the lanes, not asked for: at most the trained context
                 choice = replace(choice, n_ctx=grown, beyond_train="clamp" if choice.beyond_train == "refuse" else choice.beyond_train)

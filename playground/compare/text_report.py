@@ -6,6 +6,7 @@ from typing import TextIO
 
 from playground.compare.events import BatchDone, Divergence, TokenChoice, Vote
 from playground.compare.lane_spec import format_lane_spec
+from playground.compare.lessons import confidence_gaps, gap_line, lane_summary, strongest_gap
 from playground.compare.run import LaneTranscript
 from playground.events import DoneEvent, FailedEvent
 from playground.params import SamplerParams
@@ -31,16 +32,18 @@ def _end_line(lane: LaneTranscript) -> str:
     return "no result"
 
 
-def write_lane(out: TextIO, index: int, lane: LaneTranscript) -> None:
-    """One finished lane: a header with its settings, its text, and how it ended."""
+def write_lane(out: TextIO, index: int, lane: LaneTranscript, variant: str | None = None) -> None:
+    """One finished lane: a header with its settings (and variant), its text, and how it ended."""
     params = lane.start.params if lane.start else {}
     label = format_lane_spec(SamplerParams.from_dict(params)) if params else "?"
     where = ""
     if lane.start is not None and lane.start.backend != "llama.cpp":
         where = f" · {lane.start.model.get('endpoint') or lane.start.backend}"
-    out.write(f"── lane {index} · {label} · seed {params.get('seed')}{where} ──\n")
+    named = f" · {variant}" if variant else ""
+    out.write(f"── lane {index}{named} · {label} · seed {params.get('seed')}{where} ──\n")
     out.write(lane.text.rstrip("\n") + "\n")
-    out.write(f"   [{_end_line(lane)}]\n\n")
+    out.write(f"   [{_end_line(lane)}]\n")
+    out.write(f"   {lane_summary(lane.tokens, lane.end).line()}\n\n")
 
 
 def write_sample(out: TextIO, index: int, lane: LaneTranscript, answer: str | None) -> None:
@@ -51,15 +54,24 @@ def write_sample(out: TextIO, index: int, lane: LaneTranscript, answer: str | No
     out.write(f"#{index:<2} seed {seed}: {shown:<16} {_end_line(lane)} | {first}\n")
 
 
-def write_divergence(out: TextIO, div: Divergence) -> None:
+def write_divergence(out: TextIO, div: Divergence, lanes: list[LaneTranscript] | None = None) -> None:
+    """Where the lane leaves the reference, and (given the transcripts) how differently sure the
+    model was of the tokens they share."""
     how = " (compared by token text: ids not comparable)" if div.by == "text" else ""
     if div.index is None:
         out.write(f"lane {div.lane} = lane {div.reference}: identical completions{how}\n")
-        return
-    out.write(
-        f"lane {div.lane} leaves lane {div.reference} at token {div.index}: "
-        f"{_prob(div.token)} vs {_prob(div.reference_token)}{how}\n"
-    )
+    else:
+        out.write(
+            f"lane {div.lane} leaves lane {div.reference} at token {div.index}: "
+            f"{_prob(div.token)} vs {_prob(div.reference_token)}{how}\n"
+        )
+    if lanes is not None and max(div.lane, div.reference) < len(lanes):
+        gaps = confidence_gaps(lanes[div.lane].tokens, lanes[div.reference].tokens, by_text=div.by == "text")
+        gap = strongest_gap(gaps)
+        if gap is not None:
+            mean = sum(g.delta for g in gaps) / len(gaps)
+            out.write(f"   on the {len(gaps)} shared tokens: lane {div.lane} is {gap_line(gap)}; "
+                      f"mean logprob difference {mean:+.3f}\n")
 
 
 def write_batch(out: TextIO, batch: BatchDone) -> None:
@@ -67,7 +79,8 @@ def write_batch(out: TextIO, batch: BatchDone) -> None:
     which = f"[lanes {', '.join(map(str, batch.lanes))}] " if batch.lanes else ""
     out.write(
         f"{which}{batch.n_lanes} lanes: prompt {batch.prompt_tokens} tokens ({batch.prompt_tokens_evaluated} evaluated, "
-        f"once for all lanes) in {batch.prompt_s:.2f} s; {batch.n_tokens} tokens in {batch.n_steps} batched "
+        + (f"{batch.n_prompts} prompts, {batch.prompt_tokens_shared} positions shared" if batch.n_prompts > 1 else "once for all lanes")
+        + f") in {batch.prompt_s:.2f} s; {batch.n_tokens} tokens in {batch.n_steps} batched "
         f"steps, {rate}; {batch.wall_s:.2f} s in all\n"
     )
 

@@ -14,7 +14,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -22,12 +22,13 @@ import numpy as np
 import llama_cpp
 
 from playground.engine.batch import Batch
+from playground.engine.forced import cells_to_keep, check_forced, force_tokens, plan_reuse
 from playground.engine.llama_model import LlamaModel
 from playground.engine.prefill import chunk_spans, common_prefix_len, reusable_prefix
 from playground.engine.sequence import SequenceDecoder
 from playground.engine.token_stats import StatsComputer
 from playground.errors import PlaygroundError
-from playground.events import FailedEvent, StreamEvent
+from playground.events import FailedEvent, StreamEvent, TokenEvent
 from playground.params import RANDOM_SEED, GenerationRequest
 
 __all__ = ["Engine", "common_prefix_len", "resolve_seed"]
@@ -74,6 +75,23 @@ class Engine:
         self._stats = StatsComputer(model.n_vocab)
         self._row = np.empty(model.n_vocab, dtype=np.float32)  # token t's logits while t decodes
         self._pool: ThreadPoolExecutor | None = None
+        #: Events of the tokens decoded one by one after the last prompt, in order: ``trail[j]``
+        #: was scored on the row after the prompt and ``trail[:j]``'s tokens (``engine/forced.py``
+        #: reuses them for a branch). Emptied when the prompt changes.
+        self.trail: list[TokenEvent] = []
+        #: Tokens given to ``llama_decode`` so far (prompt chunks, single tokens, lane batches).
+        self.tokens_decoded = 0
+
+    @property
+    def kv_tokens(self) -> tuple[int, ...]:
+        """What sequence 0 of the KV cache holds, by position."""
+        return tuple(self._kv_tokens)
+
+    @property
+    def prompt_tokens(self) -> tuple[int, ...]:
+        """The last prompt evaluated in the canonical schedule (the cells after it in ``kv_tokens``
+        were decoded one per token)."""
+        return tuple(self._prompt) if self._prompt_logits is not None else ()
 
     def close(self) -> None:
         """Free the helper thread, the batch and the model (the engine owns the model it was built with)."""
@@ -101,20 +119,28 @@ class Engine:
             raise PlaygroundError("no prompt has been evaluated", title="Engine not ready")
         return self._prompt_logits
 
-    def evaluate_prompt(self, tokens: list[int]) -> int:
+    def evaluate_prompt(self, tokens: list[int], *, keep: Sequence[int] = ()) -> int:
         """Bring the KV cache to hold exactly ``tokens``, computed as a cold run computes them,
         with the last position's logits ready (``prompt_logits``).
+
+        ``keep``: tokens that follow the prompt (a forced prefix): when the prompt is the last
+        one's, the cells after it that hold the longest common prefix of ``keep`` stay (they were
+        decoded one per token after this same prompt, as forcing decodes them: exact); see
+        ``kv_tokens`` for how many did. ``logits_view(-1)`` is the prompt's row only if none did.
 
         Returns how many tokens had to be evaluated: 0 when the prompt is the last one's.
         """
         memory = self.model.memory
         if self.reuse_prefix and self._prompt_logits is not None and tokens == self._prompt:
-            # Drop the last run's generated tokens; the prompt's cells are the cold ones.
-            if not llama_cpp.llama_memory_seq_rm(memory, 0, len(tokens), -1):
+            # Drop the last run's generated tokens (but those ``keep`` reuses); the prompt's cells are the cold ones.
+            n = len(tokens)
+            n_keep = common_prefix_len(self._kv_tokens[n:], keep) if keep else 0
+            if not llama_cpp.llama_memory_seq_rm(memory, 0, n + n_keep, -1):
                 raise PlaygroundError("llama.cpp could not trim the KV cache", title="Generation failed")
-            self._kv_tokens = list(tokens)
-            self._at_prompt = True
+            self._kv_tokens = self._kv_tokens[: n + n_keep]
+            self._at_prompt = n_keep == 0
             return 0
+        self.trail = []  # its rows came after another prompt
         keep = reusable_prefix(self._prompt, tokens, self.prefill_chunk) if self.reuse_prefix else 0
         if not llama_cpp.llama_memory_seq_rm(memory, 0, keep, -1):
             keep = 0
@@ -128,6 +154,7 @@ class Engine:
             for pos in range(start, end):
                 batch.add(tokens[pos], pos, (0,), pos == last)
             batch.decode(self.model)  # on failure the cache holds whole chunks up to here
+            self.tokens_decoded += end - start
             self._kv_tokens = list(tokens[:end])
             self._prompt = self._kv_tokens[:] if end % self.prefill_chunk == 0 else self._prompt
         ptr = llama_cpp.llama_get_logits_ith(self.model.ctx, -1)
@@ -136,6 +163,11 @@ class Engine:
         self._prompt = list(tokens)
         self._at_prompt = True
         return len(tokens) - keep
+
+    def forget_cache(self) -> None:
+        """Empty the whole KV cache (every sequence): the next prompt is evaluated from cell 0."""
+        llama_cpp.llama_memory_clear(self.model.memory, True)
+        self._kv_tokens, self._prompt, self._prompt_logits, self._at_prompt = [], [], None, False
 
     def decode_one(self, token: int) -> None:
         """Append one token to sequence 0 and decode it (its logits at ``logits_view()``)."""
@@ -149,11 +181,13 @@ class Engine:
         except PlaygroundError:
             self._kv_tokens.pop()
             raise
+        self.tokens_decoded += 1
 
     def decode(self, batch: Batch) -> None:
         """Decode a batch built elsewhere (the compare lanes) on this engine's context."""
         self._at_prompt = False
         batch.decode(self.model)
+        self.tokens_decoded += batch.n
 
     def tokenize_prompt(self, request: GenerationRequest) -> list[int]:
         tokens = self.model.tokenize(request.prompt, add_special=request.add_special)
@@ -187,18 +221,32 @@ class Engine:
         request.validate()
         t0 = time.perf_counter()
         prompt_tokens = self.tokenize_prompt(request)
+        forced = check_forced(self.model, len(prompt_tokens), request.force_ids)
         seq = SequenceDecoder(request, resolve_seed(request.sampler.seed), self.model, len(prompt_tokens), self._stats)
         pending: Future | None = None
         try:
             yield seq.start_event(prompt_tokens)
             seq.accept_prompt(prompt_tokens)
+            # a forced prefix: reuse the trail's events and cells where exact (engine/forced.py)
+            same_prompt = self.reuse_prefix and self._prompt_logits is not None and prompt_tokens == self._prompt
+            known = self.trail[: plan_reuse(self.trail, forced, request.top_n, dist_size, with_entropy)] if same_prompt else []
             try:
-                n_evaluated = self.evaluate_prompt(prompt_tokens)
+                n_evaluated = self.evaluate_prompt(prompt_tokens, keep=cells_to_keep(forced, len(known)))
             except PlaygroundError as exc:
                 yield FailedEvent(exc.title, exc.message, 0)
                 return
-            t_prompt = time.perf_counter() - t0
+            self.trail = []
             logits = self.prompt_logits
+            if forced:
+                # the forced tokens decoded now count as evaluated context, as a prompt holding them would
+                n_evaluated += len(forced) - (len(self._kv_tokens) - len(prompt_tokens))
+                try:
+                    yield from force_tokens(self, seq, forced, known, t0, dist_size, with_entropy)
+                except PlaygroundError as exc:
+                    yield FailedEvent(exc.title, exc.message, seq.n)
+                    return
+                logits = self.logits_view()
+            t_prompt = time.perf_counter() - t0
             while True:
                 cancelled = cancel is not None and cancel.is_set()
                 picked = seq.choose(logits, cancelled)  # the only work that must sit between decodes
@@ -209,7 +257,9 @@ class Engine:
                         np.copyto(self._row, logits)  # the next decode overwrites llama.cpp's row
                         logits = self._row
                     pending = self._decode_ahead(seq.next_token)
-                yield seq.token_event(picked, logits, t0, dist_size, with_entropy)
+                event = seq.token_event(picked, logits, t0, dist_size, with_entropy)
+                self.trail.append(event)
+                yield event
                 if seq.ended:
                     break
                 try:

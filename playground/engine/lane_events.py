@@ -30,9 +30,11 @@ class BatchDone:
 
     Attributes:
         n_lanes: lanes in the batch.
-        prompt_tokens: length of the shared prompt.
+        prompt_tokens: length of the shared prompt; with several prompts (``n_prompts``), the sum
+            of their lengths (what evaluating each of them once would take).
         prompt_tokens_evaluated: prompt tokens decoded for this run (once for all lanes; fewer
-            than ``prompt_tokens`` when the previous run's prefix was reused).
+            than ``prompt_tokens`` when the previous run's prefix was reused, or prompts share
+            a prefix).
         prompt_s: seconds from the start to the prompt's logits.
         n_tokens: tokens produced by all lanes together.
         n_steps: batched decodes after the prompt (each holds one token of every live lane).
@@ -54,6 +56,10 @@ class BatchDone:
     decode_tok_s: float | None
     wall_s: float
     lanes: tuple[int, ...] = ()
+    n_prompts: int = 1
+    """Distinct prompts among the lanes (prompt variants); equal prompts are evaluated once."""
+    prompt_tokens_shared: int = 0
+    """Prompt positions copied from another prompt's sequence instead of evaluated again."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -70,4 +76,7 @@ class BatchDone:
         }
         if self.lanes:
             out["lanes"] = list(self.lanes)
+        if self.n_prompts > 1:
+            out["n_prompts"] = self.n_prompts
+            out["prompt_tokens_shared"] = self.prompt_tokens_shared
         return out

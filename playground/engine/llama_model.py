@@ -18,6 +18,7 @@ from playground.model_file import ModelFile
 _backend_lock = threading.Lock()
 _backend_ready = False
 _log_lines: list[str] = []
+_log_count = [0]  # lines ever logged, for ``log_since``
 
 
 @llama_cpp.llama_log_callback
@@ -29,6 +30,7 @@ def _capture_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
         return
     if line:
         _log_lines.append(line)
+        _log_count[0] += 1
         del _log_lines[:-50]
 
 
@@ -43,6 +45,16 @@ def _init_backend() -> None:
 
 def last_llama_log(n: int = 3) -> str:
     return " | ".join(_log_lines[-n:])
+
+
+def log_mark() -> int:
+    """A mark for ``log_since``: how many lines llama.cpp has logged so far."""
+    return _log_count[0]
+
+
+def log_since(mark: int) -> list[str]:
+    """The lines llama.cpp logged after ``log_mark`` returned ``mark`` (at most the last 50)."""
+    return _log_lines[len(_log_lines) - min(len(_log_lines), _log_count[0] - mark):] if _log_count[0] > mark else []
 
 
 def default_threads() -> int:

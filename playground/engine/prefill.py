@@ -48,3 +48,24 @@ def reusable_prefix(cached: Sequence[int], tokens: Sequence[int], chunk: int) ->
     shared = common_prefix_len(cached, tokens)
     shared = min(shared, len(tokens) - 1)
     return (shared // chunk) * chunk
+
+
+def plan_shared_prefill(prompts: Sequence[Sequence[int]], chunk: int) -> list[tuple[int, int]]:
+    """How lanes with different prompts share their common prefixes through the KV cache.
+
+    Prompt 0 is evaluated on its own (``Engine.evaluate_prompt``). Each later prompt ``j`` gets
+    ``(source, keep)``: copy positions ``[0, keep)`` from the sequence of prompt ``source < j``
+    (``llama_memory_seq_cp``, no evaluation), then evaluate its own canonical chunks from ``keep``.
+    ``keep`` is the longest ``reusable_prefix`` over the earlier prompts (whole chunks only, and
+    short of the prompt's end), so every position holds exactly what a cold single run computes
+    there; ``(-1, 0)`` when nothing is shared.
+    """
+    plan = [(-1, 0)] if prompts else []
+    for j in range(1, len(prompts)):
+        best = (-1, 0)
+        for i in range(j):
+            keep = reusable_prefix(prompts[i], prompts[j], chunk)
+            if keep > best[1]:
+                best = (i, keep)
+        plan.append(best)
+    return plan

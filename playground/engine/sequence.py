@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
+from playground.engine.constraint import ConstrainedSampler, ConstrainedStep
+from playground.engine.forced import restated
 from playground.engine.llama_model import LlamaModel
 from playground.engine.sampler_chain import SampledToken, SamplerChain
 from playground.engine.token_stats import StatsComputer
@@ -30,7 +33,10 @@ class SequenceDecoder:
         self.seed = seed
         self.model = model
         self.stats = stats
-        self.chain = SamplerChain(request.sampler, model.n_vocab, seed)
+        # a constraint: llama.cpp's grammar sampler, grammar first (engine/constraint.py); None costs nothing
+        self.constrained = ConstrainedSampler(request.constraint, model) if request.constraint is not None else None
+        self._step: ConstrainedStep | None = None  # what the constraint did at the token ``choose`` took
+        self.chain = SamplerChain(request.sampler, model.n_vocab, seed, model=model)
         self.utf8 = Utf8Stream()
         self.longest_stop = max((len(s) for s in request.stop), default=0)
         self.recent = ""  # tail of the completion, long enough to see a stop string arrive
@@ -43,6 +49,7 @@ class SequenceDecoder:
         self.stop_hit: str | None = None
         self.ended = False
         self._text = ""  # the text of the token ``choose`` took, for its event
+        self.n_forced = 0  # leading token events that were forced, not sampled (``force``)
 
     def start_event(self, prompt_tokens: Sequence[int]) -> StartEvent:
         r = self.request
@@ -51,12 +58,13 @@ class SequenceDecoder:
             prompt=r.prompt,
             prompt_tokens=tuple(prompt_tokens),
             params={**r.sampler.to_dict(), "seed": self.seed, "max_tokens": r.max_tokens, "stop": list(r.stop), "top_n": r.top_n,
-                    "prefill_chunk": self.model.prefill_chunk},
+                    "prefill_chunk": self.model.prefill_chunk,
+                    **({"constraint": r.constraint.to_dict()} if r.constraint is not None else {})},
         )
 
     def accept_prompt(self, prompt_tokens: Sequence[int]) -> None:
-        """Let the repeat penalty see the prompt's tail (as llama-cli does)."""
-        n_history = self.request.sampler.repeat_last_n
+        """Let the penalties and DRY see the prompt's tail (as llama-cli does)."""
+        n_history = self.chain.history_needed
         self.chain.accept(prompt_tokens if n_history < 0 else prompt_tokens[-n_history:] if n_history else ())
 
     def end(self, finish: str) -> None:
@@ -65,6 +73,8 @@ class SequenceDecoder:
 
     def close(self) -> None:
         self.chain.close()
+        if self.constrained is not None:
+            self.constrained.close()
 
     def step(self, logits: np.ndarray, t0: float, dist_size: int, with_entropy: bool, cancelled: bool) -> TokenEvent | None:
         """Sample the next token from ``logits``; return its event, or None if the sequence ended
@@ -79,7 +89,14 @@ class SequenceDecoder:
             self.end("cancelled")
             return None
         model = self.model
-        picked = self.chain.sample(logits)
+        if self.constrained is None:
+            picked = self.chain.sample(logits)
+        else:
+            got = self.constrained.choose(self.chain, logits)
+            if got is None:  # the grammar allows only an end of generation (or nothing: dead_end)
+                self.end("stop")
+                return None
+            picked, self._step = got
         token = picked.id
         if model.is_eog(token):
             self.end("stop")
@@ -98,6 +115,37 @@ class SequenceDecoder:
             return picked
         self.next_token = token
         return picked
+
+    def force(self, token: int, logits: np.ndarray | None, t0: float, dist_size: int, with_entropy: bool,
+              known: TokenEvent | None = None) -> TokenEvent:
+        """Take ``token`` without sampling it (a forced prefix, see ``engine/forced.py``): its event
+        carries the raw statistics of ``logits`` (the row before it), or those of ``known`` (an
+        earlier run's event of the same token after the same tokens), and ``forced=True``.
+
+        The token enters the sampler's history (the repeat penalty sees it, as it sees a prompt's
+        tail) but draws no random number; it is not checked for a stop string (a cold run whose
+        prompt holds it would not see it either) and does not count against ``max_tokens``, which
+        counts new tokens. The caller decodes ``next_token`` at ``pos``.
+        """
+        if self.constrained is not None:
+            self.constrained.accept_forced(token)  # InvalidParameterError if the grammar forbids it
+        self._step = None
+        self.chain.accept((token,))
+        self._text = self.utf8.push(self.model.piece(token))
+        if known is not None:
+            self.t_last = time.perf_counter()
+            event = restated(known, self.n, self._text, self.t_last - t0, self.request.top_n, dist_size, with_entropy)
+            self.n += 1
+        else:
+            assert logits is not None
+            t_first = self.t_first
+            event = replace(self.token_event(SampledToken(token, None, None), logits, t0, dist_size, with_entropy),  # type: ignore[arg-type]
+                            forced=True)
+            self.t_first = t_first  # the time to the first token is the first generated one's
+        self.n_forced += 1
+        self.request = replace(self.request, max_tokens=self.request.max_tokens + 1)
+        self.next_token = token
+        return event
 
     def token_event(self, picked: SampledToken, logits: np.ndarray, t0: float, dist_size: int, with_entropy: bool) -> TokenEvent:
         """The event of the token ``choose`` just took: raw statistics of ``logits`` (the same row
@@ -130,6 +178,12 @@ class SequenceDecoder:
             entropy=stats.entropy,
             dist=dist,
         )
+        if self._step is not None:
+            step, self._step = self._step, None
+            differs = step.unconstrained_id != token
+            event = replace(event, constraint_mass_removed=step.mass_removed,
+                            unconstrained_id=step.unconstrained_id if differs else None,
+                            unconstrained_text=model.piece_text(step.unconstrained_id) if differs else None)
         self.n += 1
         return event
 
@@ -141,7 +195,7 @@ class SequenceDecoder:
             n_tokens=self.n,
             ttft_s=(t_first - t0) if t_first is not None else None,
             prompt_tok_s=(n_evaluated / t_prompt) if t_prompt > 0 else None,
-            decode_tok_s=((self.n - 1) / decode_s) if self.n > 1 and decode_s > 0 else None,
+            decode_tok_s=((self.n - self.n_forced - 1) / decode_s) if self.n - self.n_forced > 1 and decode_s > 0 else None,
             prompt_tokens_evaluated=n_evaluated,
             stop_string=self.stop_hit,
             seed=self.seed,

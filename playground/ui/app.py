@@ -235,6 +235,13 @@ class PlaygroundApp(App[int]):
             await self.push_screen("compare", wait_for_dismiss=False)
         await screen.show_session(session, path, speed)
 
+    async def show_records_side_by_side(self, records: list, title: str) -> None:
+        """Runs of this session (e.g. two branches) as lanes on the compare screen."""
+        from playground.ui.session_io import branches_session
+
+        session = branches_session(self.workspace.spec, records, title)
+        await self.show_compare(session, Path(title))
+
     # --- model -----------------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def _load_engine(self) -> None:

@@ -184,3 +184,9 @@ def write_session_file(session: Session, path: Path, history_dir: Path) -> Path:
         except OSError as exc:
             raise SessionFileError(f"{path.parent}: cannot create the directory ({exc.strerror})") from None
     return save(session, path)
+
+
+def branches_session(spec: PromptSpec, records: list[RunRecord], title: str) -> Session:
+    """Branches of one completion as the lanes of a compare session (shown side by side)."""
+    lanes = tuple(lane_from_run(record, keep_dist=HISTORY_DIST) for record in records)
+    return Session(created=utc_now(), kind="compare", title=title, **prompt_fields(spec), lanes=lanes)

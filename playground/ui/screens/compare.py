@@ -29,6 +29,7 @@ from playground.compare.events import BatchDone, Divergence, LaneEvent, Vote
 from playground.compare.job import EnginePool, LanePlan, RunJob, lane_targets
 from playground.compare.mixed import LaneTarget
 from playground.compare.lane_spec import LaneSpec, format_lane_spec
+from playground.compare.lessons import confidence_gaps, gap_line, strongest_gap
 from playground.compare.run import MAX_SAMPLES, sample_requests
 from playground.engine.lanes import seq_max_for
 from playground.errors import PlaygroundError
@@ -495,8 +496,22 @@ class CompareScreen(CompareSaving, CompareSessions, Screen):
             return "[dim]ctrl+g runs all lanes together (prompt decoded once)[/dim]"
         rate = "—" if self.settings.freeze_timings or b.decode_tok_s is None else f"{b.decode_tok_s:.1f}"
         wall = "—" if self.settings.freeze_timings else f"{b.wall_s:.2f} s"
-        return (f"{b.n_lanes} lanes · prompt {b.prompt_tokens} tokens ({b.prompt_tokens_evaluated} evaluated, once)\n"
+        text = (f"{b.n_lanes} lanes · prompt {b.prompt_tokens} tokens ({b.prompt_tokens_evaluated} evaluated, once)\n"
                 f"{b.n_tokens} tokens in {b.n_steps} batched steps\naggregate decode {rate} tok/s · wall {wall}")
+        return text + "".join(f"\n{escape(line)}" for line in self.lessons())
+
+    def lessons(self) -> list[str]:
+        """Per lane after the first: the shared token whose confidence differs most from lane 1's."""
+        if self.mode != "lanes" or len(self.records) < 2:
+            return []
+        ref = self.records[0]
+        out = []
+        for k, record in enumerate(self.records[1:], start=1):
+            div = self.divergences.get(k)
+            gap = strongest_gap(confidence_gaps(record.tokens, ref.tokens, by_text=div is not None and div.by == "text"))
+            if gap is not None:
+                out.append(f"lane {k + 1} vs 1: {gap_line(gap)}")
+        return out
 
     # --- selection and inspector -----------------------------------------------------------
     @on(CompletionView.Selected)

@@ -14,17 +14,19 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
+from playground.compare.branch_tree import BranchTree
 from playground.compare.events import LaneEvent
 from playground.compare.job import LanePlan, RunJob
 from playground.compare.mixed import LaneTarget
 from playground.errors import PlaygroundError
 from playground.events import DoneEvent, FailedEvent, StartEvent, TokenEvent
-from playground.params import SamplerParams
+from playground.params import GenerationRequest, SamplerParams
 from playground.prompt_builder import PromptSpec, RenderedPrompt, check_fits, render
 from playground.sessions.record import utc_now
 from playground.ui.run_driver import RunDriver
 from playground.ui.run_record import RunRecord
 from playground.ui.screens.example_editor import ExampleEditor
+from playground.ui.screens.main_branches import BRANCH_ACTIONS, BRANCH_BINDINGS, BranchActions
 from playground.ui.screens.main_sessions import SessionActions
 from playground.ui.screens.rendered_prompt import RenderedPromptScreen
 from playground.ui.session_io import token_text_for
@@ -41,7 +43,7 @@ from playground.workspace import Workspace
 LEGEND = "[$prob-high]p≥.5[/] [$prob-mid]≥.2[/] [$prob-low]≥.05[/] [$prob-very-low]<.05[/]"
 
 
-class MainScreen(SessionActions, Screen):
+class MainScreen(SessionActions, BranchActions, Screen):
     """One prompt, one completion, everything about it."""
 
     BINDINGS = [
@@ -57,6 +59,7 @@ class MainScreen(SessionActions, Screen):
         Binding("f4", "focus_pane('sampler')", "Sampler", show=False, id="focus_sampler"),
         Binding("f5", "focus_pane('completion')", "Completion", show=False, id="focus_completion"),
         Binding("f6", "switch_column", "Panes", id="switch_column"),
+        *BRANCH_BINDINGS,  # while the completion has the focus (main_branches.py lists them)
     ]
     """
     | Id | Key(s) | Description |
@@ -79,6 +82,8 @@ class MainScreen(SessionActions, Screen):
         self._status = ""
         self._note = ""
         self.driver = RunDriver(self._on_items, id="main-run")
+        self.run_tree: BranchTree[RunRecord] = BranchTree()
+        """The shown run and every branch made from it (``main_branches.py``)."""
         """Runs the current generation or replay (``ui/run_driver.py``)."""
         self.clean_spec: PromptSpec = settings.prompt
         """The prompt as last run, saved or opened (ctrl+q asks before dropping edits beyond it)."""
@@ -309,6 +314,8 @@ class MainScreen(SessionActions, Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "switch_column":
             return self.narrow  # shown in the footer only where it does something
+        if action in BRANCH_ACTIONS:
+            return self.branch_keys_active()
         return True
 
     def on_resize(self, event: events.Resize) -> None:
@@ -348,8 +355,14 @@ class MainScreen(SessionActions, Screen):
             self.show_column(output=True)
             self.query_one(CompletionView).focus()
         self.clean_spec = spec
-        self.begin_run(RunRecord(source="live", request=request, spec=spec,
-                                 backend=self.app.backend_spec(), started_utc=utc_now(), t_start=time.monotonic()))
+        record = RunRecord(source="live", request=request, spec=spec,
+                           backend=self.app.backend_spec(), started_utc=utc_now(), t_start=time.monotonic())
+        self.run_tree.reset(record)
+        self.run_request(request, record)
+
+    def run_request(self, request: GenerationRequest, record: RunRecord) -> None:
+        """Run ``request`` (one lane of the one run pipeline) into ``record``, shown as it streams."""
+        self.begin_run(record)
         # Until the first token the model reads the prompt (long prompts take a while): say so.
         self.query_one(CompletionView).border_subtitle = "evaluating prompt…  (esc cancels)"
         self.set_status(self.app.model_line("evaluating prompt…"))
@@ -360,6 +373,8 @@ class MainScreen(SessionActions, Screen):
 
     def begin_run(self, record: RunRecord) -> None:
         """Clear the completion and analysis panes for ``record``; the caller starts the driver."""
+        if not any(b.payload is record for b in self.run_tree.branches):
+            self.run_tree.reset(record)  # an opened session, a replay: a tree of its own
         self.record = record
         self.query_one(CompletionView).clear()
         self.query_one(TokenInspector).show(None)
@@ -415,7 +430,15 @@ class MainScreen(SessionActions, Screen):
             if tokens and len(self.record.tokens) == len(tokens):  # the first tokens of this run
                 self.set_status(self.app.model_line("generating…"))
 
-    def _finish(self) -> None:
+    def show_record(self, record: RunRecord) -> None:
+        """Show a run that already ended (a branch moved to), as its own run showed it."""
+        self.begin_run(record)
+        self.query_one(CompletionView).append_events(record.tokens)
+        self.query_one(MetricsPanel).update(record)
+        undone = self.run_tree.shown is not None and self.run_tree.shown.payload is record and self.run_tree.shown.label == "undo"
+        self._finish(keep=False, end_marker="[undone: n steps on from here]" if undone else None)
+
+    def _finish(self, keep: bool = True, end_marker: str | None = None) -> None:
         if self.app.backend_ready:
             self.set_status(self.app.model_line())
         completion = self.query_one(CompletionView)
@@ -427,7 +450,9 @@ class MainScreen(SessionActions, Screen):
             unsaved_end = lane is not None and lane.finish_reason is None
             if done.tail:
                 completion.append_marker(done.tail)
-            if unsaved_end:
+            if end_marker is not None:
+                completion.append_marker(end_marker)
+            elif unsaved_end:
                 completion.append_marker("[unfinished when saved]")
             elif done.finish_reason == "cancelled":
                 completion.append_marker("[cancelled]")
@@ -453,7 +478,11 @@ class MainScreen(SessionActions, Screen):
             completion.border_subtitle = f"{prefix}no run recorded"
         if completion.selected is None and record.tokens:
             self._inspect(len(record.tokens) - 1)
-        self.keep_in_history()
+        if len(self.run_tree) > 1:
+            completion.mark_branch_points(self.run_tree.branch_points())
+            completion.border_subtitle = f"{completion.border_subtitle} · {self.branch_line()}"
+        if keep:
+            self.keep_in_history()
 
     def _stopped(self) -> None:
         """A replay (or a run whose worker was cancelled) ended before its last event."""

@@ -56,6 +56,7 @@ class CompletionView(ScrollView, can_focus=True):
     COMPONENT_CLASSES = {
         "completion--high", "completion--mid", "completion--low", "completion--very-low",
         "completion--unknown", "completion--selected", "completion--marker", "completion--placeholder",
+        "completion--branch",
     }
     """
     | Class | Description |
@@ -65,6 +66,7 @@ class CompletionView(ScrollView, can_focus=True):
     | `completion--selected` | The selected token. |
     | `completion--marker` | Notes such as "[cancelled]". |
     | `completion--placeholder` | The hint shown while empty. |
+    | `completion--branch` | A token where another branch of the completion takes a different one. |
     """
 
     DEFAULT_CSS = """
@@ -78,6 +80,7 @@ class CompletionView(ScrollView, can_focus=True):
     CompletionView:focus > .completion--selected { background: $token-selected; text-style: bold reverse; }
     CompletionView > .completion--marker { color: $warning; text-style: italic; }
     CompletionView > .completion--placeholder { color: $text-disabled; text-style: italic; }
+    CompletionView > .completion--branch { text-style: bold underline; background: $accent 30%; }
     """
 
     selected: reactive[int | None] = reactive(None, init=False)
@@ -101,6 +104,7 @@ class CompletionView(ScrollView, can_focus=True):
         self._buckets: list[str] = []
         self._layout: TokenLayout | None = None
         self._cache: dict[int, Strip] = {}
+        self._branch_points: frozenset[int] = frozenset()
 
     # --- content ---------------------------------------------------------------------------
     @property
@@ -123,6 +127,7 @@ class CompletionView(ScrollView, can_focus=True):
         self._buckets.clear()
         self._layout = None
         self._cache.clear()
+        self._branch_points = frozenset()
         self.set_reactive(CompletionView.selected, None)
         self._update_size(follow=True)
 
@@ -153,6 +158,18 @@ class CompletionView(ScrollView, can_focus=True):
             self._cache.pop(row, None)
         self._update_size(follow=follow)
         self.refresh()
+
+    def mark_branch_points(self, indices: Iterable[int]) -> None:
+        """Mark the tokens where another branch leaves this completion."""
+        points = frozenset(indices)
+        if points != self._branch_points:
+            self._branch_points = points
+            self._cache.clear()
+            self.refresh()
+
+    @property
+    def branch_points(self) -> frozenset[int]:
+        return self._branch_points
 
     def text_of(self, index: int) -> str:
         return self._texts[index]
@@ -228,6 +245,8 @@ class CompletionView(ScrollView, can_focus=True):
                 segments.append(Segment(chunk.text, style_of("marker")))
                 continue
             style = style_of(self._buckets[chunk.index])
+            if chunk.index in self._branch_points:
+                style = style + self.get_component_rich_style("completion--branch")
             text = chunk.text
             if chunk.index == selected:
                 style = style + self.get_component_rich_style("completion--selected")

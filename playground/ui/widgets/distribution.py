@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from rich.text import Text
 from textual.widget import Widget
 
 from playground.events import RawDistribution
 from playground.params import SamplerParams
-from playground.sampling import Reshaped, reshape
+from playground.sampling import Reshaped, is_classic, reshape
 from playground.ui.text_cells import bar, fit, percent, token_label
 
 
@@ -33,11 +34,50 @@ def cut_marks(shaped: Reshaped) -> dict[int, list[str]]:
     return marks
 
 
-def params_label(p: SamplerParams) -> str:
+#: a ``SamplerParams.samplers`` / ``active_stages`` name -> the name of its cut in ``Reshaped.stages``
+CUT_NAMES = {"top_k": "top-k", "top_p": "top-p", "min_p": "min-p", "typ_p": "typical", "top_n_sigma": "top-n-sigma",
+             "xtc": "xtc", "mirostat": "mirostat", "mirostat_v2": "mirostat", "greedy": "greedy"}
+
+
+def stage_label(name: str, p: SamplerParams) -> str:
+    """One acting stage with its setting, short: ``k=40``, ``xtc=0.5@0.1``, ``T=0.8±0.3``."""
+    if name == "logit_bias":
+        return f"bias×{len(p.logit_bias)}"
+    if name == "penalties":
+        parts = [f"rp={p.repeat_penalty:g}" if p.repeat_penalty != 1.0 else "",
+                 f"pres={p.presence_penalty:g}" if p.presence_penalty else "",
+                 f"freq={p.frequency_penalty:g}" if p.frequency_penalty else ""]
+        return " ".join(part for part in parts if part)
+    if name in ("mirostat", "mirostat_v2"):
+        return f"mirostat{'' if name == 'mirostat' else ' 2'} τ={p.mirostat_tau:g} η={p.mirostat_eta:g}"
+    if name == "temperature":
+        dyn = p.dynatemp_range > 0.0 and not p.mirostat
+        return f"T={p.temperature:g}" + (f"±{p.dynatemp_range:g}" if dyn else "")
+    return {
+        "dry": f"dry={p.dry_multiplier:g}", "top_n_sigma": f"nσ={p.top_n_sigma:g}", "top_k": f"k={p.top_k}",
+        "typ_p": f"typ={p.typical_p:g}", "top_p": f"p={p.top_p:g}", "min_p": f"min-p={p.min_p:g}",
+        "xtc": f"xtc={p.xtc_probability:g}@{p.xtc_threshold:g}", "greedy": "greedy",
+    }.get(name, name)
+
+
+def params_label(p: SamplerParams, shaped: Reshaped | None = None) -> str:
+    """The settings as the view's legend; "≈" follows a stage whose cut ``shaped`` cannot pin down.
+
+    The original five stages in llama.cpp's order keep their compact form (``T=0.8 k=40 p=off
+    min-p=0.05``); anything else lists the acting stages in the configured order, joined by "→".
+    """
+    def approx(name: str) -> str:
+        stage = shaped.stage(CUT_NAMES.get(name, "")) if shaped is not None else None
+        return "≈" if stage is not None and stage.active and not stage.exact else ""
+
+    if not is_classic(p):
+        labels = [stage_label(s, p) + approx(s) for s in p.active_stages if s != "dist"]
+        return " → ".join(label for label in labels if label)
     if p.is_greedy:
         return "greedy" + (f" rp={p.repeat_penalty:g}" if p.repeat_penalty != 1.0 else "")
-    parts = [f"T={p.temperature:g}", f"k={p.top_k}" if p.top_k else "k=off",
-             f"p={p.top_p:g}" if p.top_p < 1 else "p=off", f"min-p={p.min_p:g}" if p.min_p else "min-p=off"]
+    parts = [f"T={p.temperature:g}", f"k={p.top_k}{approx('top_k')}" if p.top_k else "k=off",
+             f"p={p.top_p:g}{approx('top_p')}" if p.top_p < 1 else "p=off",
+             f"min-p={p.min_p:g}{approx('min_p')}" if p.min_p else "min-p=off"]
     if p.repeat_penalty != 1.0:
         parts.append(f"rp={p.repeat_penalty:g}")
     return " ".join(parts)
@@ -88,6 +128,9 @@ class DistributionView(Widget):
         self.last_reshape_s = 0.0
         """Seconds the last reshape took."""
         self.hint = "The distribution of the selected token's position appears here after a run."
+        self.resolve: Callable[[SamplerParams], dict[str, Any]] | None = None
+        """Params -> extra ``reshape`` arguments (``logit_bias`` resolved to ids, ``dry_breakers``)
+        from the model's tokenizer; without it text biases and DRY breakers are shown as "≈"."""
 
     def show(self, dist: RawDistribution | None, history: Sequence[int] = (), chosen: int | None = None,
              position: int | None = None) -> None:
@@ -104,10 +147,11 @@ class DistributionView(Widget):
         self.border_subtitle = params_label(self.params)
 
     def _reshape(self) -> None:
-        self.border_subtitle = params_label(self.params)
         t0 = time.perf_counter()
-        self.shaped = reshape(self.dist, self.params, self.history) if self.dist is not None else None
+        extra = self.resolve(self.params) if self.resolve is not None and self.dist is not None else {}
+        self.shaped = reshape(self.dist, self.params, self.history, **extra) if self.dist is not None else None
         self.last_reshape_s = time.perf_counter() - t0
+        self.border_subtitle = params_label(self.params, self.shaped)
         self.refresh()
 
     def render(self) -> Text:
@@ -166,8 +210,9 @@ class DistributionView(Widget):
 
     def _cut_line(self, names: list[str], shaped: Reshaped, i: int, width: int) -> str:
         stage = shaped.stage(names[-1])
-        mass = f" · {percent(stage.mass_min)} of raw mass" if stage is not None and stage.exact else ""
-        label = f" {' + '.join(names)} cut · {i} kept{mass} "
+        exact = stage is None or stage.exact
+        mass = f" · {percent(stage.mass_min)} of raw mass" if stage is not None and exact else ""
+        label = f" {'' if exact else '≈ '}{' + '.join(names)} cut · {i} kept{mass} "
         side = max(2, (width - len(label)) // 2)
         return ("┄" * side + label + "┄" * side)[:width]
 

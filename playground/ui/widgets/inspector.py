@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from rich.text import Text
@@ -11,8 +12,9 @@ from textual.widget import Widget
 from playground.backends.base import Capabilities
 from playground.events import Alternative, TokenEvent
 from playground.params import SamplerParams
-from playground.sampling import Reshaped, StageCut, reshape
+from playground.sampling import Reshaped, StageCut, is_classic, reshape
 from playground.ui.text_cells import bar, fit, percent, token_label
+from playground.ui.widgets.distribution import CUT_NAMES
 
 NOT_AVAILABLE = "not available from this backend"
 
@@ -28,7 +30,36 @@ def stage_count(stage: StageCut) -> str:
         return str(stage.n_min)
     if stage.n_max >= stage.n_min and stage.n_max < 10**7 and stage.n_max != stage.n_min:
         return f"{stage.n_min}–{stage.n_max}"
+    if stage.n_max == stage.n_min and stage.name not in ("top-k", "top-p", "min-p"):
+        return f"≈{stage.n_min}"  # the newer stages' estimates (playground.sampling._reshape_general)
     return f"≥{stage.n_min}"
+
+
+#: stages that change logits without cutting (shown by name in the survivors' chain)
+_NON_CUTTING = {"logit_bias": "bias", "penalties": "penalties", "dry": "dry", "temperature": "T"}
+
+
+def survivor_parts(shaped: Reshaped, params: SamplerParams | None) -> list[str]:
+    """Each acting stage in chain order, with the survivors of those that cut.
+
+    The original five stages in their order show only the cuts (``top-k 40 → top-p 12``); any
+    other chain also names the stages that only move logits, so that its order can be read.
+    """
+    cuts = [s for s in shaped.stages if s.active]
+    if params is None or is_classic(params):
+        return [f"{s.name} {stage_count(s)}" for s in cuts] or ["no truncation"]
+    by_name = {s.name: s for s in cuts}
+    parts = []
+    for name in params.active_stages:
+        if name in _NON_CUTTING:
+            dyn = name == "temperature" and params.dynatemp_range > 0.0 and not params.mirostat
+            parts.append(_NON_CUTTING[name] + ("±" if dyn else ""))
+            continue
+        stage = by_name.pop(CUT_NAMES.get(name, name), None)
+        if stage is not None:
+            parts.append(f"{stage.name} {stage_count(stage)}")
+    parts += [f"{s.name} {stage_count(s)}" for s in by_name.values()]  # any cut not named above
+    return parts or ["no truncation"]
 
 
 class TokenInspector(Widget):
@@ -64,6 +95,10 @@ class TokenInspector(Widget):
         self.count = 0
         self.capabilities: Capabilities | None = None
         self.reshaped: Reshaped | None = None
+        self.params: SamplerParams | None = None
+        self.resolve: Callable[[SamplerParams], dict[str, Any]] | None = None
+        """Params -> extra ``reshape`` arguments (``logit_bias`` resolved to ids, ``dry_breakers``);
+        see ``DistributionView.resolve``."""
         self.hint = "Generate (ctrl+g), then select a token (click, or ← → in the completion)."
 
     def show(
@@ -79,9 +114,10 @@ class TokenInspector(Widget):
         self.event = event
         self.count = count
         self.capabilities = capabilities
-        self.reshaped = (
-            reshape(event.dist, params, history) if event is not None and event.dist is not None and params else None
-        )
+        self.params = params
+        shown = event is not None and event.dist is not None and params is not None
+        extra = self.resolve(params) if shown and self.resolve is not None else {}
+        self.reshaped = reshape(event.dist, params, history, **extra) if shown else None
         self.refresh()
 
     def token_title(self) -> str:
@@ -130,26 +166,39 @@ class TokenInspector(Widget):
         else:
             line("sampled p", f"{percent(event.p_sampled):>8}   after sampling")
         line("entropy", f"{event.entropy:8.3f} nats" if event.entropy is not None else NOT_AVAILABLE, event.entropy is None)
-        self._stages(line)
-        self._alternatives(out, width)
+        extra = self._stages(line)
+        self._alternatives(out, width, extra)
         return out
 
-    def _stages(self, line) -> None:
+    def _stages(self, line) -> int:
+        """The survivors' lines; returns how many rows they took beyond one."""
         event, shaped = self.event, self.reshaped
         assert event is not None
         if shaped is None:
             final = f"{event.n_candidates} candidates" if event.n_candidates is not None else NOT_AVAILABLE
             line("survivors", final, event.n_candidates is None)
-            return
+            return 0
         if shaped.greedy:
-            line("survivors", "greedy: the most likely token")
-            return
-        parts = [f"{s.name} {stage_count(s)}" for s in shaped.stages if s.active] or ["no truncation"]
-        line("survivors", " → ".join(parts))
+            before = [_NON_CUTTING[s] for s in (self.params.active_stages if self.params else ()) if s in _NON_CUTTING]
+            line("survivors", " → ".join([*before, "greedy: the most likely token"]))
+            return 0
+        parts = survivor_parts(shaped, self.params)
+        width = max(20, self.size.width) - 11
+        rows = [""]
+        for part in parts:  # wrap between stages, never inside one
+            joined = f"{rows[-1]} → {part}" if rows[-1] else part
+            if rows[-1] and len(joined) > width:
+                rows[-1] += " →"
+                rows.append(part)
+            else:
+                rows[-1] = joined
+        for k, row in enumerate(rows):
+            line("survivors" if k == 0 else "", row)
         if event.n_candidates is not None:
             line("", f"{event.n_candidates} in the final draw (engine)")
+        return len(rows) - 1
 
-    def _alternatives(self, out: Text, width: int) -> None:
+    def _alternatives(self, out: Text, width: int, extra_rows: int = 0) -> None:
         style = self.get_component_rich_style
         event = self.event
         assert event is not None
@@ -161,7 +210,7 @@ class TokenInspector(Widget):
         limited = most is not None and most < 100
         if limited:
             out.append(f"at most {most} from this backend\n", style("inspector--muted"))
-        room = max(0, self.size.height - 6 - limited) if self.size.height else len(event.top)
+        room = max(0, self.size.height - 6 - limited - extra_rows) if self.size.height else len(event.top)
         label_w = min(18, max(8, width // 3))
         bar_w = max(4, width - label_w - 10)
         for alt in event.top[: max(1, room)]:

@@ -94,6 +94,7 @@ class Slider(Widget, can_focus=True):
         fmt: str = "{:.2f}",
         label_width: int = 12,
         off_value: float | None = None,
+        names: dict[float, str] | None = None,
         id: str | None = None,
         tooltip: str | None = None,
     ) -> None:
@@ -108,6 +109,8 @@ class Slider(Widget, can_focus=True):
         self.label_width = label_width
         self.off_value = off_value
         """A value that disables the stage; shown as "off"."""
+        self.names = names or {}
+        """Other values with a meaning of their own, shown by name (e.g. -1: "all")."""
         self._edit: str | None = None
         self._dragging = False
         self.set_reactive(Slider.value, self._clamp(value))
@@ -131,6 +134,8 @@ class Slider(Widget, can_focus=True):
     def format_value(self) -> str:
         if self.off_value is not None and self.value == self.off_value:
             return "off"
+        if self.value in self.names:
+            return self.names[self.value]
         return self.fmt.format(int(self.value) if self.integer else self.value)
 
     # --- actions ---------------------------------------------------------------------------
