@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from playground import locations
+from playground.cores import max_threads
 from playground.errors import ConfigError, InvalidParameterError, PlaygroundError
 from playground.params import MAX_TOP_N, SamplerParams
 from playground.themes import DEFAULT_THEME, describe
@@ -49,15 +49,6 @@ MAX_TOKENS = 2**31 - 1
 # tests/test_config_hostile.py checks that both agree.
 MIN_CTX, MAX_CTX = 16, 1 << 20
 MAX_GPU_LAYERS = 100_000
-
-
-def max_threads() -> int:
-    """As ``engine_options.max_threads``: 4 per core this process may run on."""
-    try:
-        cores = max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        cores = max(1, os.cpu_count() or 1)
-    return max(4, 4 * cores)
 
 
 @dataclass(frozen=True)

@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from playground.cores import available_cores, default_threads, max_threads  # noqa: F401 - re-exported
 from playground.errors import InvalidParameterError
 
 #: The largest context a command accepts; llama.cpp's KV cache for it alone is many gigabytes.
 MAX_CTX = 1 << 20
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its affinity, not the machine's total)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def default_threads() -> int:
-    """llama.cpp threads when none are asked for, in the TUI and every headless command alike:
-    all cores but one.
-
-    llama.cpp's workers spin at a barrier after every step, so one busy core (the UI, a compile,
-    another run) stalls all of them: measured on 2 cores with one competing process, ``-t 2``
-    decoded at 1-3 tok/s while ``-t 1`` held 45 tok/s. Leaving a core free costs at most one core's
-    share on a quiet machine and keeps the rate steady on a busy one.
-    """
-    return max(1, available_cores() - 1)
-
-
-def max_threads() -> int:
-    """More threads than this only oversubscribe the cores (and a huge count aborts in C++)."""
-    return max(4, 4 * available_cores())
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ widget) run while token t is decoded in a helper thread (ctypes releases the GIL
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -21,6 +20,7 @@ import numpy as np
 
 import llama_cpp
 
+from playground.cores import available_cores
 from playground.engine.batch import Batch
 from playground.engine.forced import cells_to_keep, check_forced, force_tokens, plan_reuse
 from playground.engine.llama_model import LlamaModel
@@ -32,13 +32,6 @@ from playground.events import FailedEvent, StreamEvent, TokenEvent
 from playground.params import RANDOM_SEED, GenerationRequest
 
 __all__ = ["Engine", "common_prefix_len", "resolve_seed"]
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def resolve_seed(seed: int) -> int:
@@ -65,7 +58,7 @@ class Engine:
     def __init__(self, model: LlamaModel, *, reuse_prefix: bool = True, overlap: bool | None = None) -> None:
         self.model = model
         self.reuse_prefix = reuse_prefix
-        self.overlap = model.n_threads < _cores() if overlap is None else overlap
+        self.overlap = model.n_threads < available_cores() if overlap is None else overlap
         self.prefill_chunk = model.prefill_chunk
         self._kv_tokens: list[int] = []  # what sequence 0 of the KV cache holds, by position
         self._prompt: list[int] = []  # the last prompt, as evaluated in the canonical schedule

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-import os
 import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import llama_cpp
 
+from playground.cores import default_threads
 from playground.engine.prefill import DEFAULT_PREFILL_CHUNK
 from playground.errors import InvalidParameterError, ModelLoadError, PromptTooLongError
 from playground.model_file import ModelFile
@@ -55,14 +55,6 @@ def log_mark() -> int:
 def log_since(mark: int) -> list[str]:
     """The lines llama.cpp logged after ``log_mark`` returned ``mark`` (at most the last 50)."""
     return _log_lines[len(_log_lines) - min(len(_log_lines), _log_count[0] - mark):] if _log_count[0] > mark else []
-
-
-def default_threads() -> int:
-    """All of the machine's cores (llama-cpp-python defaults to half of them)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def default_gpu_layers() -> int:
