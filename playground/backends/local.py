@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 
 from playground.backends.base import Capabilities
 from playground.engine.generator import Engine
-from playground.engine.lane_events import BatchDone, LaneEvent
+from playground.engine.lane_events import BatchDone, LaneEvent, batch_summary
 from playground.engine_options import EngineChoice
 from playground.errors import PlaygroundError
 from playground.events import DoneEvent, FailedEvent, StartEvent, StreamEvent, TokenEvent
@@ -127,10 +127,5 @@ def _single_lane(engine: Engine, request: GenerationRequest, cancel: threading.E
             case DoneEvent():
                 n_evaluated = event.prompt_tokens_evaluated
         yield LaneEvent(0, event)
-    decode_s = (t_last - t_first) if t_first is not None and t_last is not None else 0.0
-    yield BatchDone(
-        n_lanes=1, prompt_tokens=n_prompt, prompt_tokens_evaluated=n_evaluated,
-        prompt_s=t_first if t_first is not None else 0.0, n_tokens=n_tokens, n_steps=max(0, n_tokens - 1),
-        decode_s=decode_s, decode_tok_s=(n_tokens - 1) / decode_s if n_tokens > 1 and decode_s > 0 else None,
-        wall_s=time.perf_counter() - t0,
-    )
+    prompt_s = t_first if t_first is not None else 0.0
+    yield batch_summary(t0, prompt_s, n_prompt, n_evaluated, [(n_tokens, t_first, t_last)], max(0, n_tokens - 1))

@@ -6,6 +6,8 @@ re-exports them with the comparison's own events (divergence, vote).
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,3 +82,22 @@ class BatchDone:
             out["n_prompts"] = self.n_prompts
             out["prompt_tokens_shared"] = self.prompt_tokens_shared
         return out
+
+
+def batch_summary(t0: float, prompt_s: float, n_prompt: int, n_evaluated: int,
+                  spans: Sequence[tuple[int, float | None, float | None]], n_steps: int, *,
+                  n_prompts: int = 1, prompt_tokens_shared: int = 0) -> BatchDone:
+    """The figures of a batch from each lane's (tokens, first token time, last token time), any
+    one clock; ``t0`` is ``time.perf_counter()`` at the start (for the wall time). Shared by the
+    batched lanes and a one-lane run, so both count the same way."""
+    firsts = [first for _, first, _ in spans if first is not None]
+    lasts = [last for _, _, last in spans if last is not None]
+    n_tokens = sum(n for n, _, _ in spans)
+    decode_s = max(lasts) - min(firsts) if firsts else 0.0
+    counted = n_tokens - len(firsts)  # each lane's first token comes from the prompt's logits
+    return BatchDone(
+        n_lanes=len(spans), prompt_tokens=n_prompt, prompt_tokens_evaluated=n_evaluated, prompt_s=prompt_s,
+        n_tokens=n_tokens, n_steps=n_steps, decode_s=decode_s,
+        decode_tok_s=(counted / decode_s) if counted > 0 and decode_s > 0 else None,
+        wall_s=time.perf_counter() - t0, n_prompts=max(1, n_prompts), prompt_tokens_shared=prompt_tokens_shared,
+    )

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import llama_cpp
 import numpy as np
 
-from playground.engine.lane_events import BatchDone, LaneEvent
+from playground.engine.lane_events import BatchDone, LaneEvent, batch_summary
 from playground.engine.batch import Batch
 from playground.engine.generator import Engine, resolve_seed
 from playground.engine.llama_model import LlamaModel
@@ -311,20 +311,5 @@ class LaneRunner:
     def _summary(lanes: list[_Lane], timing: tuple[float, float, int, int], n_steps: int,
                  groups: Sequence[_Group] = ()) -> BatchDone:
         t0, t_prompt, n_prompt, n_evaluated = timing
-        firsts = [lane.t_first for lane in lanes if lane.t_first is not None]
-        n_tokens = sum(lane.n for lane in lanes)
-        decode_s = max(lane.t_last for lane in lanes) - min(firsts) if firsts else 0.0
-        counted = n_tokens - len(firsts)  # each lane's first token comes from the prompt's logits
-        return BatchDone(
-            n_lanes=len(lanes),
-            prompt_tokens=n_prompt,
-            prompt_tokens_evaluated=n_evaluated,
-            prompt_s=t_prompt,
-            n_tokens=n_tokens,
-            n_steps=n_steps,
-            decode_s=decode_s,
-            decode_tok_s=(counted / decode_s) if counted > 0 and decode_s > 0 else None,
-            wall_s=time.perf_counter() - t0,
-            n_prompts=max(1, len(groups)),
-            prompt_tokens_shared=sum(g.keep for g in groups),
-        )
+        return batch_summary(t0, t_prompt, n_prompt, n_evaluated, [(lane.n, lane.t_first, lane.t_last) for lane in lanes],
+                             n_steps, n_prompts=len(groups), prompt_tokens_shared=sum(g.keep for g in groups))

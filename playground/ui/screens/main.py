@@ -54,6 +54,7 @@ class MainScreen(SessionActions, BranchActions, Screen):
         # off the footer (room for 80 columns); in F1's panel and the palette
         Binding("ctrl+r", "show_rendered", "Rendered prompt", show=False, id="show_rendered"),
         Binding("ctrl+t", "toggle_template", "Chat/plain", show=False, id="toggle_template"),
+        Binding("ctrl+y", "reply_to_turn", "Reply → turn", show=False, id="reply_to_turn"),
         Binding("f2", "focus_pane('prompt')", "Prompt", show=False, id="focus_prompt"),
         Binding("f3", "focus_pane('examples')", "Examples", show=False, id="focus_examples"),
         Binding("f4", "focus_pane('sampler')", "Sampler", show=False, id="focus_sampler"),
@@ -70,6 +71,7 @@ class MainScreen(SessionActions, BranchActions, Screen):
     | open_session | ctrl+o | Open a session file or a run from the history. |
     | show_rendered | ctrl+r | Show the exact rendered prompt and its token count. |
     | toggle_template | ctrl+t | Switch between plain completion and the chat template. |
+    | reply_to_turn | ctrl+y | Append the shown reply to the conversation as an assistant turn (continue the chat). |
     | focus_* | f2..f5 | Focus the prompt, examples, sampler or completion pane. |
     | switch_column | f6 | Narrow terminals: switch between the editing panes and the output panes. |
     """
@@ -272,6 +274,10 @@ class MainScreen(SessionActions, BranchActions, Screen):
     def action_show_rendered(self) -> None:
         self._update_count()
         self.app.push_screen(RenderedPromptScreen(self.rendered(), getattr(self, "_count_line", "")))
+
+    def action_reply_to_turn(self) -> None:
+        if self.running or not self.query_one(PromptPanel).append_reply(self.record.text):
+            self.notify("No finished reply to append yet.", severity="warning")
 
     def action_toggle_template(self) -> None:
         self.query_one(PromptPanel).toggle_template()

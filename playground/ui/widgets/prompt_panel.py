@@ -1,4 +1,4 @@
-"""The prompt pane: structured fields or one free-form prompt, and the plain/chat template switch."""
+"""The prompt pane: structured fields, one free-form prompt or a conversation, and the plain/chat switch."""
 
 from __future__ import annotations
 
@@ -8,14 +8,20 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Checkbox, Static, TabbedContent, TabPane, TextArea
 
-from playground.prompt_builder import PromptSpec
+from playground.prompt_builder import ChatTemplate, PromptSpec, Turn, template_default_system
 from playground.ui.widgets.check import Check
+from playground.ui.widgets.turns_editor import TurnsEditor
 
 FIELDS = ("instruction", "context", "input")
 
 
 class PromptPanel(Vertical):
-    """Edits the text parts of a ``PromptSpec``; posts ``Changed`` on every edit."""
+    """Edits the text parts of a ``PromptSpec``; posts ``Changed`` on every edit.
+
+    The system prompt's placeholder says what an empty one means: the chat template's default
+    (read from the app's ``chat_template`` whenever the pane changes or ``show_count`` is called,
+    as the screen does once the model is loaded), or no system line in plain mode.
+    """
 
     DEFAULT_CSS = """
     PromptPanel { height: 1fr; }
@@ -26,6 +32,7 @@ class PromptPanel(Vertical):
     PromptPanel #instruction { height: 5; }
     PromptPanel #context { height: 5; }
     PromptPanel #input { height: 1fr; }
+    PromptPanel #system { height: 4; min-height: 3; }
     PromptPanel #prompt-bar { height: 1; padding: 0 1; }
     PromptPanel #prompt-bar Checkbox { border: none; padding: 0; height: 1; width: auto; background: transparent; }
     PromptPanel #prompt-bar Checkbox:focus { background: $boost; }
@@ -40,6 +47,7 @@ class PromptPanel(Vertical):
     def __init__(self, spec: PromptSpec, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._spec = spec
+        self._default_for: tuple[ChatTemplate, str | None] | None = None
 
     def compose(self) -> ComposeResult:
         spec = self._spec
@@ -55,6 +63,12 @@ class PromptPanel(Vertical):
                                 show_line_numbers=False, highlight_cursor_line=False)
                 area.border_title = "prompt (used verbatim)"
                 yield area
+            with TabPane("Conversation", id="conversation"):
+                area = TextArea(spec.system, id="system", soft_wrap=True, tab_behavior="focus",
+                                show_line_numbers=False, highlight_cursor_line=False)
+                area.border_title = "system prompt"
+                yield area
+                yield TurnsEditor(spec.turns, id="turns")
         with Horizontal(id="prompt-bar"):
             yield Check("chat template", spec.template == "chat", id="chat",
                            tooltip="render through the model's chat template (ctrl+t)")
@@ -65,11 +79,19 @@ class PromptPanel(Vertical):
         return self.query_one(TabbedContent).active or "structured"
 
     def spec(self, base: PromptSpec) -> PromptSpec:
-        """``base`` (examples, format) with this pane's text, mode and template."""
+        """``base`` (examples, format) with this pane's text, turns, mode and template.
+
+        The system prompt is this pane's only in conversation mode, where it is edited: a
+        structured prompt has its instruction for that, and keeps ``base.system``.
+        """
         values = {name: self.query_one(f"#{name}", TextArea).text for name in FIELDS}
+        mode = self.mode
+        if mode == "conversation":
+            values["system"] = self.query_one("#system", TextArea).text
         return base.replace(
-            mode=self.mode,
+            mode=mode,
             text=self.query_one("#freeform-text", TextArea).text,
+            turns=tuple(self.query_one(TurnsEditor).turns),
             template="chat" if self.query_one("#chat", Checkbox).value else "plain",
             **values,
         )
@@ -79,6 +101,8 @@ class PromptPanel(Vertical):
         for name in FIELDS:
             self.query_one(f"#{name}", TextArea).load_text(getattr(spec, name))
         self.query_one("#freeform-text", TextArea).load_text(spec.text)
+        self.query_one("#system", TextArea).load_text(spec.system)
+        self.query_one(TurnsEditor).set_turns(spec.turns)
         self.query_one("#chat", Checkbox).value = spec.template == "chat"
         # The screen's focused widget, also while another screen is on top (then has_focus_within
         # is False): left on a field of the pane being hidden, it would switch the tabs back as
@@ -105,9 +129,36 @@ class PromptPanel(Vertical):
         switch.value = not switch.value
 
     def focus_prompt(self) -> None:
-        """Focus the field a user most likely types into."""
-        target = "#input" if self.mode == "structured" else "#freeform-text"
-        self.query_one(target, TextArea).focus()
+        """Focus the field a user most likely types into (a conversation: its turns)."""
+        mode = self.mode
+        if mode == "conversation":
+            self.query_one("#turn-list").focus()
+        else:
+            self.query_one("#input" if mode == "structured" else "#freeform-text", TextArea).focus()
+
+    def append_reply(self, text: str) -> bool:
+        """Continue the conversation: ``text`` (the model's reply) becomes the last assistant turn.
+
+        In another mode the pane switches to Conversation first; if it has no turns yet, the prompt
+        that was answered (the structured input or the free-form text) becomes the first user turn,
+        so the reply follows what it replied to, and an empty system prompt takes the structured
+        instruction and context. Returns False (and changes nothing) for an empty reply.
+        """
+        if not text.strip():
+            return False
+        turns = self.query_one(TurnsEditor)
+        mode = self.mode
+        if mode != "conversation":
+            asked = self.query_one("#input" if mode == "structured" else "#freeform-text", TextArea).text
+            if not turns.turns and asked.strip():
+                turns.turns.append(Turn("user", asked))
+            system = self.query_one("#system", TextArea)
+            if mode == "structured" and not system.text.strip():
+                parts = (self.query_one(f"#{name}", TextArea).text.strip() for name in ("instruction", "context"))
+                system.load_text("\n\n".join(part for part in parts if part))
+            self.query_one(TabbedContent).active = "conversation"
+        turns.append(Turn("assistant", text))
+        return True
 
     def show_count(self, text: str, level: str = "") -> None:
         """Token count line, e.g. "123 / 4096 tokens"; level "warn" or "over" colours it."""
@@ -115,10 +166,38 @@ class PromptPanel(Vertical):
         count.update(text)
         count.set_class(level == "warn", "-warn")
         count.set_class(level == "over", "-over")
+        self._show_system_hint()
+
+    def _show_system_hint(self) -> None:
+        """Say in the empty system prompt what the model gets instead."""
+        area = self.query_one("#system", TextArea)
+        chat = self.query_one("#chat", Checkbox).value
+        template = getattr(self.app, "chat_template", None)
+        if not chat:
+            hint, subtitle = "empty: no system line (plain completion)", ""
+        elif not isinstance(template, ChatTemplate):
+            hint, subtitle = "empty: the chat template's default, if it has one", ""
+        elif (default := self._default_system(template)) is None:
+            hint, subtitle = "empty: the chat template adds no system prompt", ""
+        else:
+            hint, subtitle = f"template default: {default}", "empty: template default"
+        area.placeholder = hint
+        area.border_subtitle = subtitle if not area.text else ""
+
+    def _default_system(self, template: ChatTemplate) -> str | None:
+        # Rendering the template twice per keystroke is wasteful: remember the last answer.
+        if self._default_for is None or self._default_for[0] is not template:
+            self._default_for = (template, template_default_system(template))
+        return self._default_for[1]
+
+    def on_mount(self) -> None:
+        self._show_system_hint()
 
     @on(TextArea.Changed)
     @on(Checkbox.Changed)
     @on(TabbedContent.TabActivated)
+    @on(TurnsEditor.Changed)
     def _changed(self, event: Message) -> None:
         event.stop()
+        self._show_system_hint()
         self.post_message(self.Changed())
