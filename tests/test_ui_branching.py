@@ -69,7 +69,7 @@ async def test_branch_step_and_side_by_side_by_keys(engine):
         assert [t.logprob for t in branch.tokens] == [t.logprob for t in ref_tokens]
         assert branch.done.prompt_tokens_evaluated <= 4  # no prompt token evaluated again
         view = screen.query_one(CompletionView)
-        assert 3 in view.branch_points and "branch 2/2 at #3" in str(view.border_subtitle)
+        assert 3 in view.branch_points and "branch 2/2 at #3 of 2" in str(view.border_subtitle)
         # move to the other path at this branch point and back
         await pilot.press("left_square_bracket")
         assert screen.record is root and view.branch_points == frozenset({3})

@@ -14,7 +14,7 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from playground.events import TokenEvent
-from playground.terminal_text import inert_line
+from playground.ui.text_cells import token_label
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,8 @@ class BranchChoice:
 
 
 def alternative_label(text: str, logprob: float) -> str:
-    """``' Paris'  12.5%`` (the token made visible: spaces and newlines shown)."""
-    shown = inert_line(repr(text)[1:-1] if text.strip() != text or not text else text)
-    return f"{shown!s}  {100 * math.exp(logprob):.1f}%"
+    """``" Paris"  12.5%`` (quoted and made visible, as the inspector shows tokens)."""
+    return f"{token_label(text)}  {100 * math.exp(logprob):.1f}%"
 
 
 class BranchPicker(ModalScreen[BranchChoice | None]):

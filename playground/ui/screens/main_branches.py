@@ -187,10 +187,10 @@ class BranchActions:
             return ""
         shown = self.run_tree.shown
         group = self.run_tree.siblings()
-        where = f"branch {group.index(self.run_tree.current) + 1}/{len(group)}"
-        at = f" at #{shown.at}" if shown.parent is not None else " (root)"
-        label = f" {shown.label}" if shown.label else ""
-        return f"{where}{at}{label} · depth {self.run_tree.depth()} · {len(self.run_tree)} runs · [ ] u o"
+        at = f" at #{shown.at}" if shown.parent is not None else " root"
+        depth = self.run_tree.depth()
+        deeper = f" · depth {depth}" if depth > 1 else ""
+        return f"branch {group.index(self.run_tree.current) + 1}/{len(group)}{at}{deeper} of {len(self.run_tree)}"
 
     async def action_branch_compare(self) -> None:
         """The shown branch and its parent (or first sibling) side by side on the compare screen."""
