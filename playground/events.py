@@ -43,10 +43,29 @@ class RawDistribution:
     n_vocab: int
     log_z: float = 0.0
     """The log normaliser: raw logit = logprob + log_z (the repeat penalty acts on raw logits)."""
+    allowed: np.ndarray | None = None
+    """Under a constraint: which tokens of the head the grammar allowed at this position (bool,
+    aligned with ``ids``); None without a constraint, or where it is not known (remote, sessions)."""
+    n_allowed: int = 0
+    """Under a constraint: how many tokens of the whole vocabulary the grammar allowed."""
+    allowed_mass: float = 1.0
+    """Under a constraint: the raw (T = 1) probability of all allowed tokens
+    (``1 - TokenEvent.constraint_mass_removed``)."""
 
     @property
     def tail_mass(self) -> float:
         return max(0.0, 1.0 - float(np.exp(self.logprobs.astype(np.float64)).sum()))
+
+    def allowed_only(self) -> "RawDistribution | None":
+        """The distribution the sampler chain drew from under the constraint: the allowed tokens
+        of the head, renormalised over everything allowed (the engine samples grammar first, among
+        the allowed tokens only, from their raw logits). Raw logits are kept (``log_z`` moves by
+        the same amount). None without a constraint, or when no allowed token is in the head."""
+        if self.allowed is None or self.allowed_mass <= 0.0 or not bool(self.allowed.any()):
+            return None
+        log_mass = math.log(self.allowed_mass)
+        return RawDistribution(self.ids[self.allowed], self.logprobs[self.allowed].astype(np.float64) - log_mass,
+                               max(self.n_allowed, int(self.allowed.sum())), self.log_z + log_mass)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from playground.compare.lane_spec import LaneSpec
+from playground.constraint import Constraint
 from playground.errors import PlaygroundError
 from playground.params import GenerationRequest, SamplerParams
 from playground.prompt_builder import ChatTemplate, PromptSpec, RenderedPrompt, render
@@ -35,6 +36,8 @@ class Workspace:
     stop: tuple[str, ...] = ()
     top_n: int = 10
     """Alternatives kept per token."""
+    constraint: Constraint | None = None
+    """Structured output (JSON schema, grammar, choices) every run of the workspace keeps to."""
     lanes: list[LaneSpec] = field(default_factory=list)
     """The compare screen's lanes (each a sampler and where it runs); empty: ``default_lanes``."""
 
@@ -58,6 +61,7 @@ class Workspace:
         return GenerationRequest(
             prompt=rendered.text, sampler=sampler or self.sampler, max_tokens=self.max_tokens, stop=self.stop,
             top_n=self.top_n, add_special=rendered.add_special, messages=rendered.messages,
+            constraint=self.constraint,
         ).validate()
 
     def lane_requests(self, template: ChatTemplate | None) -> list[GenerationRequest]:

@@ -44,7 +44,7 @@ def test_a_suite_with_an_imported_case_file_loads(tmp_path):
     assert suite.prompt.template == "plain" and suite.prompt.prefix == " " and suite.prompt.examples == (("a", "b"),)
 
 
-@pytest.mark.parametrize("name", ["review-sentiment.toml", "capitals.toml"])
+@pytest.mark.parametrize("name", ["review-sentiment.toml", "capitals.toml", "capitals-judged.toml"])
 def test_example_suites_load(name):
     suite = load_suite(ROOT / "sessions" / "suites" / name)
     assert suite.cases and all(c.expected for c in suite.cases)
@@ -57,7 +57,7 @@ BAD = [
     ("[suite]\nmodel='x'\n[[case]]\ninput='x'", "s.toml: [suite]: 'model' is not a suite field"),
     ("[suite]\nmax_tokens=0\n[[case]]\ninput='x'", "s.toml: [suite]: 'max_tokens' must be a whole number >= 1"),
     ("[suite]\nexamples=[{input='a'}]\n[[case]]\ninput='x'", "s.toml: [suite]: 'examples' item 0 must be"),
-    ("[suite]\nimport='cases.csv'\n[[case]]\ninput='x'", "'import' 'cases.csv': only .jsonl"),
+    ("[suite]\nimport='cases.txt'\n[[case]]\ninput='x'", "'import' 'cases.txt': only .jsonl or .csv"),
     ("[[case]]\ninput='x'\n[[case]]\nexpected='y'", "s.toml: case 1: 'input' is missing"),
     ("[[case]]\ninput=3", "s.toml: case 0: 'input' must be a string"),
     ("[[case]]\ninput='x'\nexpect='y'", "s.toml: case 0: 'expect' is not a case field"),

@@ -192,3 +192,14 @@ class RunJob:
             runner = MixedRunner(targets, sources, default, self.environ)
         yield from run_compare(runner, self.requests, self._cancel, diverge=self.diverge and len(self.lanes) > 1,
                                extractor=self.extractor, transcripts=self.transcripts, dist_size=self.dist_size)
+
+    def run(self) -> list[LaneTranscript]:
+        """Stream the job to its end and return what each lane produced (for callers that only
+        want the results: trees, evaluation cells)."""
+        events = self.stream()
+        try:
+            for _ in events:
+                pass
+        finally:
+            events.close()  # the lanes' generators end while their llama.cpp contexts still exist
+        return self.transcripts

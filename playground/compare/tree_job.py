@@ -43,14 +43,7 @@ def draw_samples(pool: EnginePool, requests: Sequence[GenerationRequest]) -> lis
     """Every request's transcript, in order (blocking)."""
     out: list[LaneTranscript] = []
     for batch in batches(requests):
-        job = RunJob([LanePlan(r) for r in batch], pool)
-        events = job.stream()
-        try:
-            for _ in events:
-                pass
-        finally:
-            events.close()
-        out.extend(job.transcripts)
+        out.extend(RunJob([LanePlan(r) for r in batch], pool).run())
     return out
 
 

@@ -231,6 +231,8 @@ class ConstrainedStep:
     """Raw (T = 1) probability of the tokens the grammar forbade."""
     unconstrained_id: int
     """The token the same chain and seed take from the raw logits."""
+    allowed: np.ndarray
+    """The ids the grammar allowed at this step, ascending."""
 
 
 class ConstrainedSampler:
@@ -305,7 +307,7 @@ class ConstrainedSampler:
         picked = chain.sample_among(allowed, logits)
         if not self._eog[picked.id]:
             self.accept(picked.id)
-        return picked, ConstrainedStep(mass, unconstrained)
+        return picked, ConstrainedStep(mass, unconstrained, allowed)
 
     def close(self) -> None:
         if self._grammar:

@@ -186,9 +186,13 @@ class SamplerChain:
         cand["id"] = self._ids  # samplers reorder the buffer in place
         cand["logit"] = logits
         # "p" needs no reset: every llama.cpp sampler that reads p computes it first (softmax).
+        return self._apply_and_pick(self.n_vocab)
+
+    def _apply_and_pick(self, size: int) -> SampledToken:
+        """Run the chain on the first ``size`` candidates, accept and report the chosen one."""
         arr = self._array
         arr.data = self._cand.ctypes.data_as(llama_cpp.llama_token_data_p)
-        arr.size = self.n_vocab
+        arr.size = size
         arr.selected = -1
         arr.sorted = False
         llama_cpp.llama_sampler_apply(self._chain, self._array_ref)
@@ -262,15 +266,4 @@ class SamplerChain:
         cand = self._cand
         cand["id"][:k] = ids
         cand["logit"][:k] = logits[ids]
-        arr = self._array
-        arr.data = cand.ctypes.data_as(llama_cpp.llama_token_data_p)
-        arr.size = k
-        arr.selected = -1
-        arr.sorted = False
-        llama_cpp.llama_sampler_apply(self._chain, self._array_ref)
-        selected = arr.data[arr.selected]
-        token = int(selected.id)
-        llama_cpp.llama_sampler_accept(self._chain, token)
-        if self._greedy:
-            return SampledToken(token, 1.0, 1)
-        return SampledToken(token, float(selected.p), self._survivors(arr))
+        return self._apply_and_pick(k)

@@ -181,7 +181,12 @@ class SequenceDecoder:
         if self._step is not None:
             step, self._step = self._step, None
             differs = step.unconstrained_id != token
-            event = replace(event, constraint_mass_removed=step.mass_removed,
+            if dist is not None:  # which of the head's tokens the grammar allowed (the view strikes the rest)
+                allowed = step.allowed
+                at = np.minimum(np.searchsorted(allowed, dist.ids), max(0, allowed.size - 1))
+                mask = allowed[at] == dist.ids if allowed.size else np.zeros(dist.ids.size, dtype=bool)
+                dist = replace(dist, allowed=mask, n_allowed=int(allowed.size), allowed_mass=1.0 - step.mass_removed)
+            event = replace(event, dist=dist, constraint_mass_removed=step.mass_removed,
                             unconstrained_id=step.unconstrained_id if differs else None,
                             unconstrained_text=model.piece_text(step.unconstrained_id) if differs else None)
         self.n += 1

@@ -5,7 +5,9 @@ answer an ``extract`` pulls out of it ("last-number", "regex:PATTERN", "json:FIE
 ``value`` (the case's ``expected`` when absent); ``json-valid`` and ``json-schema`` (``value``: a
 schema, see ``json_schema``) parse the trimmed output (one enclosing markdown code fence is
 removed); ``json-field`` compares the value at ``path`` (dotted; list indices as numbers) with
-``value``; ``max-tokens`` and ``max-latency-ms`` bound the generated tokens and the wall time.
+``value``; ``max-tokens`` and ``max-latency-ms`` bound the generated tokens and the wall time; ``judge`` asks
+a model to grade the output (``rubric``, ``pass_threshold`` for a numeric score; run by
+``evaluate.judge``, not by ``check``).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from playground.evaluate.errors import SuiteError
 TEXT_TYPES = ("equals", "contains", "icontains", "regex")
 JSON_TYPES = ("json-valid", "json-schema", "json-field")
 LIMIT_TYPES = ("max-tokens", "max-latency-ms")
-TYPES = TEXT_TYPES + JSON_TYPES + LIMIT_TYPES
-KEYS = {"type", "value", "path", "extract"}
+MODEL_TYPES = ("judge",)
+TYPES = TEXT_TYPES + JSON_TYPES + LIMIT_TYPES + MODEL_TYPES
+KEYS = {"type", "value", "path", "extract", "rubric", "pass_threshold"}
 
 #: How a text check reads in a report: (passed, failed).
 _VERBS = {"equals": ("equals", "does not equal"), "contains": ("contains", "does not contain"),
@@ -42,10 +45,15 @@ class Assertion:
     value: Any = None
     path: str | None = None
     extract: str | None = None
+    rubric: str | None = None
+    """judge: what the judge grades against (None: the ``[judge]`` table's rubric)."""
+    pass_threshold: float | None = None
+    """judge: a numeric score at or above it passes (None: the ``[judge]`` table's, or PASS/FAIL only)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in (("type", self.type), ("value", self.value), ("path", self.path),
-                                  ("extract", self.extract)) if v is not None}
+                                  ("extract", self.extract), ("rubric", self.rubric),
+                                  ("pass_threshold", self.pass_threshold)) if v is not None}
 
 
 @dataclass(frozen=True)
@@ -63,9 +71,14 @@ class AssertResult:
     passed: bool
     detail: str
     """Why it failed, or what it compared (short, for the report)."""
+    judge: Mapping[str, Any] | None = None
+    """judge: the judge's run (its text, parsed verdict or score, the verdict token's probability)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "pass": self.passed, "detail": self.detail}
+        out = {"type": self.type, "pass": self.passed, "detail": self.detail}
+        if self.judge is not None:
+            out["judge"] = dict(self.judge)
+        return out
 
 
 def make_extractor(spec: str) -> Extractor:
@@ -105,6 +118,17 @@ def parse_assertion(raw: Any, expected: str | None, place: str) -> Assertion:
             raise fail("extract", exc.message) from None
     if path is not None and kind != "json-field":
         raise fail("path", "applies only to json-field")
+    rubric, threshold = raw.get("rubric"), raw.get("pass_threshold")
+    if kind != "judge" and (rubric is not None or threshold is not None):
+        raise fail("rubric" if rubric is not None else "pass_threshold", "applies only to judge")
+    if kind == "judge":
+        if value is not None:
+            raise fail("value", "is not used by judge (give 'rubric')")
+        if rubric is not None and not (isinstance(rubric, str) and rubric.strip()):
+            raise fail("rubric", "must be a non-empty string")
+        if threshold is not None and (not isinstance(threshold, (int, float)) or isinstance(threshold, bool)):
+            raise fail("pass_threshold", "must be a number")
+        return Assertion(kind, rubric=rubric, pass_threshold=None if threshold is None else float(threshold))
     if kind in TEXT_TYPES or kind == "json-field":
         if value is None:
             value = expected
@@ -179,7 +203,9 @@ def _text_check(a: Assertion, out: Output) -> AssertResult:
 
 
 def check(a: Assertion, out: Output) -> AssertResult:
-    """Apply one assertion to one output."""
+    """Apply one assertion to one output (not ``judge``: that one needs a model run)."""
+    if a.type in MODEL_TYPES:
+        raise ValueError(f"{a.type} assertions are run by evaluate.judge")
     if a.type in TEXT_TYPES:
         return _text_check(a, out)
     if a.type == "max-tokens":

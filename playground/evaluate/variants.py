@@ -12,7 +12,7 @@ Without a variants file the suite's own prompt is the one variant, named after t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from playground.compare.lane_spec import parse_lane_spec
@@ -38,6 +38,16 @@ class Variant:
 
 def default_variants(suite: Suite) -> list[Variant]:
     return [Variant(suite.name, suite.prompt)]
+
+
+def shot_variants(variant: Variant) -> list[Variant]:
+    """Few-shot ablation: ``variant`` with its first 0, 1, .. k examples (k: all of them), named
+    "0-shot", "1-shot", ...; SuiteError when it has no examples."""
+    examples = variant.prompt.examples
+    if not examples:
+        raise SuiteError(f"variant '{variant.name}' has no examples to ablate (give 'examples' in [suite] or the variant)")
+    return [Variant(f"{n}-shot", replace(variant.prompt, examples=examples[:n]), variant.lane)
+            for n in range(len(examples) + 1)]
 
 
 def load_variants(path: str | Path, suite: Suite) -> list[Variant]:

@@ -31,7 +31,10 @@ from playground.ui.screens.main_sessions import SessionActions
 from playground.ui.screens.rendered_prompt import RenderedPromptScreen
 from playground.ui.session_io import token_text_for
 from playground.ui.settings import AppSettings
+from playground.engine.constraint import check_constraint
 from playground.ui.widgets.completion import CompletionView
+from playground.ui.widgets.constraint_panel import ConstraintPanel
+from playground.ui.widgets.structured_view import StructuredView
 from playground.ui.widgets.distribution import DistributionView
 from playground.ui.widgets.examples_panel import ExamplesPanel
 from playground.ui.widgets.inspector import TokenInspector
@@ -101,8 +104,10 @@ class MainScreen(SessionActions, BranchActions, Screen):
                 yield ExamplesPanel(s.prompt.examples, s.prompt.example_format, id="examples")
                 yield SamplerPanel(s.sampler, s.max_tokens, stop=s.stop, max_tokens_limit=s.engine_choice.n_ctx,
                                    id="sampler")
+                yield ConstraintPanel(check=self._check_constraint, id="constraint")
             with Vertical(id="right"):
                 yield CompletionView("Type a prompt on the left, then press ctrl+g to generate.", id="completion")
+                yield StructuredView(id="structured")
                 with Horizontal(id="analysis"):
                     yield TokenInspector(id="inspector")
                     yield DistributionView(s.sampler, id="distribution")
@@ -275,6 +280,11 @@ class MainScreen(SessionActions, BranchActions, Screen):
         self._update_count()
         self.app.push_screen(RenderedPromptScreen(self.rendered(), getattr(self, "_count_line", "")))
 
+    def _check_constraint(self, constraint) -> None:
+        """A schema or grammar compiled by the local model's llama.cpp (errors with line and column)."""
+        if self.engine is not None and self.settings.endpoint is None:
+            check_constraint(self.engine.model, constraint)
+
     def action_reply_to_turn(self) -> None:
         if self.running or not self.query_one(PromptPanel).append_reply(self.record.text):
             self.notify("No finished reply to append yet.", severity="warning")
@@ -352,6 +362,7 @@ class MainScreen(SessionActions, BranchActions, Screen):
             return
         spec = self.sync_workspace()
         try:
+            self.workspace.constraint = self.query_one(ConstraintPanel).current()  # a bad text: reported, kept
             request = self.workspace.request(self.app.chat_template)
         except PlaygroundError as exc:
             self.app.report(exc)
@@ -386,6 +397,7 @@ class MainScreen(SessionActions, BranchActions, Screen):
         self.query_one(TokenInspector).show(None)
         self.query_one(DistributionView).show(None)
         self.query_one(MetricsPanel).update(self.record)
+        self.query_one(StructuredView).show(None)
         replaying = record.source == "replay"
         self.query_one(CompletionView).border_subtitle = "replaying…  (esc stops)" if replaying else ""
 
@@ -484,6 +496,12 @@ class MainScreen(SessionActions, BranchActions, Screen):
             completion.border_subtitle = f"{prefix}no run recorded"
         if completion.selected is None and record.tokens:
             self._inspect(len(record.tokens) - 1)
+        end = record.done or record.failed
+        constraint = record.request.constraint if record.request is not None else None
+        if end is not None:
+            self.query_one(StructuredView).show_run(
+                constraint, record.text, record.done.finish_reason if record.done else "error",
+                record.done.stop_string if record.done else None)
         if len(self.run_tree) > 1:
             completion.mark_branch_points(self.run_tree.branch_points())
             completion.border_subtitle = f"{completion.border_subtitle} · {self.branch_line()}"

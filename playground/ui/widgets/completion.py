@@ -56,7 +56,7 @@ class CompletionView(ScrollView, can_focus=True):
     COMPONENT_CLASSES = {
         "completion--high", "completion--mid", "completion--low", "completion--very-low",
         "completion--unknown", "completion--selected", "completion--marker", "completion--placeholder",
-        "completion--branch",
+        "completion--branch", "completion--overridden",
     }
     """
     | Class | Description |
@@ -67,6 +67,7 @@ class CompletionView(ScrollView, can_focus=True):
     | `completion--marker` | Notes such as "[cancelled]". |
     | `completion--placeholder` | The hint shown while empty. |
     | `completion--branch` | A token where another branch of the completion takes a different one. |
+    | `completion--overridden` | A token the constraint chose where the model wanted another. |
     """
 
     DEFAULT_CSS = """
@@ -81,6 +82,7 @@ class CompletionView(ScrollView, can_focus=True):
     CompletionView > .completion--marker { color: $warning; text-style: italic; }
     CompletionView > .completion--placeholder { color: $text-disabled; text-style: italic; }
     CompletionView > .completion--branch { text-style: bold underline; background: $accent 30%; }
+    CompletionView > .completion--overridden { text-style: italic; background: $warning 25%; }
     """
 
     selected: reactive[int | None] = reactive(None, init=False)
@@ -105,6 +107,7 @@ class CompletionView(ScrollView, can_focus=True):
         self._layout: TokenLayout | None = None
         self._cache: dict[int, Strip] = {}
         self._branch_points: frozenset[int] = frozenset()
+        self._overridden: set[int] = set()
 
     # --- content ---------------------------------------------------------------------------
     @property
@@ -128,11 +131,17 @@ class CompletionView(ScrollView, can_focus=True):
         self._layout = None
         self._cache.clear()
         self._branch_points = frozenset()
+        self._overridden = set()
         self.set_reactive(CompletionView.selected, None)
         self._update_size(follow=True)
 
     def append_events(self, tokens: Iterable[TokenEvent]) -> None:
-        """Append tokens (one batch per frame); rows before the last one are not touched."""
+        """Append tokens (one batch per frame); rows before the last one are not touched.
+
+        A token the constraint overrode (``unconstrained_id`` set) is marked ``completion--overridden``."""
+        tokens = list(tokens)
+        start = len(self._texts)
+        self._overridden.update(start + k for k, t in enumerate(tokens) if t.unconstrained_id is not None)
         self.append_pieces((t.text, t.prob) for t in tokens)
 
     def append_pieces(self, pieces: Iterable[tuple[str, float | None]]) -> None:
@@ -170,6 +179,11 @@ class CompletionView(ScrollView, can_focus=True):
     @property
     def branch_points(self) -> frozenset[int]:
         return self._branch_points
+
+    @property
+    def overridden(self) -> frozenset[int]:
+        """Indices of the tokens the constraint chose where the model wanted another."""
+        return frozenset(self._overridden)
 
     def text_of(self, index: int) -> str:
         return self._texts[index]
@@ -245,6 +259,8 @@ class CompletionView(ScrollView, can_focus=True):
                 segments.append(Segment(chunk.text, style_of("marker")))
                 continue
             style = style_of(self._buckets[chunk.index])
+            if chunk.index in self._overridden:
+                style = style + self.get_component_rich_style("completion--overridden")
             if chunk.index in self._branch_points:
                 style = style + self.get_component_rich_style("completion--branch")
             text = chunk.text

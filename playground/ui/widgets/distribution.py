@@ -2,6 +2,10 @@
 
 Setting ``params`` (the current sliders) recomputes with ``playground.sampling.reshape`` from the
 stored head and redraws; the model is not run again.
+
+Under a constraint (the head carries ``RawDistribution.allowed``) the engine samples grammar first:
+the chain sees only the allowed tokens. The view reshapes exactly that (``allowed_only``) and
+draws the forbidden tokens of the head struck through at their raw rank, with no sampled bar.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 from rich.text import Text
 from textual.widget import Widget
 
@@ -18,6 +23,12 @@ from playground.params import SamplerParams
 from playground.sampling import Reshaped, is_classic, reshape
 from playground.ui.text_cells import bar, fit, percent, token_label
 
+
+
+def removed_percent(mass: float) -> str:
+    """The mass a constraint removed, as a percentage that says "not all" when it is not all."""
+    text = percent(mass)
+    return ">99.9%" if text == "100.0%" and mass < 1.0 else text
 
 
 def cut_marks(shaped: Reshaped) -> dict[int, list[str]]:
@@ -88,7 +99,7 @@ class DistributionView(Widget):
 
     COMPONENT_CLASSES = {
         "distribution--header", "distribution--raw", "distribution--final", "distribution--cut",
-        "distribution--chosen", "distribution--muted", "distribution--approx",
+        "distribution--chosen", "distribution--muted", "distribution--approx", "distribution--forbidden",
     }
     """
     | Class | Description |
@@ -100,6 +111,7 @@ class DistributionView(Widget):
     | `distribution--chosen` | The token that was sampled at this position. |
     | `distribution--muted` | Hints. |
     | `distribution--approx` | The "≈" marker of an inexact reshape. |
+    | `distribution--forbidden` | Tokens the constraint forbade at this position (struck through). |
     """
 
     DEFAULT_CSS = """
@@ -111,6 +123,7 @@ class DistributionView(Widget):
     DistributionView > .distribution--chosen { color: $accent; text-style: bold; }
     DistributionView > .distribution--muted { color: $text-disabled; text-style: italic; }
     DistributionView > .distribution--approx { color: $warning; text-style: bold; }
+    DistributionView > .distribution--forbidden { color: $text-disabled; text-style: strike; }
     """
 
     def __init__(self, params: SamplerParams, *, id: str | None = None) -> None:
@@ -149,7 +162,9 @@ class DistributionView(Widget):
     def _reshape(self) -> None:
         t0 = time.perf_counter()
         extra = self.resolve(self.params) if self.resolve is not None and self.dist is not None else {}
-        self.shaped = reshape(self.dist, self.params, self.history, **extra) if self.dist is not None else None
+        # under a constraint the chain draws among the allowed tokens only: reshape exactly those
+        source = self.dist.allowed_only() if self.dist is not None and self.dist.allowed is not None else self.dist
+        self.shaped = reshape(source, self.params, self.history, **extra) if source is not None else None
         self.last_reshape_s = time.perf_counter() - t0
         self.border_subtitle = params_label(self.params, self.shaped)
         self.refresh()
@@ -163,6 +178,8 @@ class DistributionView(Widget):
     def _draw(self) -> Text:
         style = self.get_component_rich_style
         shaped = self.shaped
+        if self.dist is not None and self.dist.allowed is not None:
+            return self._draw_constrained(self.dist, shaped)
         if shaped is None:
             if self.dist is None and self.position is not None:
                 return Text("No distribution for this token: " + "not available from this backend",
@@ -224,3 +241,94 @@ class DistributionView(Widget):
         if not shaped.exact:
             parts.append("≈ approximate: the head is too short to be exact")
         return " · ".join(parts)
+
+    # --- under a constraint --------------------------------------------------------------------
+    #: consecutive forbidden tokens drawn one per row; more are summed up in one row
+    FORBIDDEN_RUN = 3
+
+    def _draw_constrained(self, dist: RawDistribution, shaped: Reshaped | None) -> Text:
+        """The allowed tokens as the chain saw them (``shaped``), the head's forbidden ones struck
+        through between them at their raw rank; raw bars are the model's own (T = 1)."""
+        style = self.get_component_rich_style
+        width, height = max(28, self.size.width), max(6, self.size.height)
+        label_w = min(18, max(6, width // 5))
+        bar_w = max(2, (width - label_w - 4 - 2 * 8 - 2) // 2)
+        out = Text(no_wrap=True, overflow="crop")
+        approx = "" if shaped is None or shaped.exact else "≈ "
+        out.append(fit(f"pos {self.position + 1}" if self.position is not None else "", label_w + 4), style("distribution--header"))
+        out.append(fit("raw (T = 1)", bar_w + 8), style("distribution--header"))
+        out.append(approx, style("distribution--approx"))
+        out.append(fit("after grammar + sampling", bar_w + 8 - len(approx)) + "\n", style("distribution--header"))
+        raw_all = np.exp(dist.logprobs.astype(np.float64))
+        rank = {int(t): k for k, t in enumerate(dist.ids.tolist())}
+        forbidden = [k for k in range(dist.ids.size) if not dist.allowed[k]]
+        final_max = float(shaped.final_probs.max()) if shaped is not None and shaped.ids.size else 0.0
+        scale = max(float(raw_all[0]) if raw_all.size else 0.0, final_max, 1e-9)
+        marks = cut_marks(shaped) if shaped is not None else {}
+        rows, shown, fi = height - 3, 0, 0
+
+        def label(k: int | None, token: int, struck: bool) -> None:
+            """Raw rank, the sampled-token mark, the token's text (struck when forbidden)."""
+            chosen = token == self.chosen
+            st = style("distribution--forbidden") if struck else style("distribution--chosen") if chosen else ""
+            out.append(f"{k + 1:>3}" if k is not None else "  ·", st)
+            out.append("▶" if chosen else " ", st)
+            text = self.token_text(token)
+            out.append(fit(token_label(text) if text is not None else f"id {token}", label_w), st)
+
+        def forbidden_until(raw: float) -> None:
+            """Draw the forbidden tokens more likely (raw) than ``raw``; a long run is summed up."""
+            nonlocal fi, shown
+            run = []
+            while fi < len(forbidden) and raw_all[forbidden[fi]] >= raw:
+                run.append(forbidden[fi])
+                fi += 1
+            for j, k in enumerate(run):
+                if shown >= rows:
+                    return
+                if j == self.FORBIDDEN_RUN - 1 and len(run) > self.FORBIDDEN_RUN:
+                    rest = run[j:]
+                    note = f"  + {len(rest)} more forbidden · {percent(float(raw_all[rest].sum()))} raw"
+                    out.append(fit(note, width) + "\n", style("distribution--forbidden"))
+                    shown += 1
+                    return
+                st = style("distribution--forbidden")
+                label(k, int(dist.ids[k]), True)
+                p = float(raw_all[k])
+                out.append(bar(p / scale, bar_w) + f"{percent(p):>8}", st)
+                out.append(" " + fit("forbidden", bar_w + 8, align="right") + "\n", style("distribution--cut"))
+                shown += 1
+
+        n = shaped.ids.size if shaped is not None else 0
+        for i in range(n):
+            if shown >= rows:
+                break
+            assert shaped is not None
+            raw = float(shaped.raw_probs[i]) * dist.allowed_mass  # the model's raw p, not renormalised
+            forbidden_until(raw)
+            if shown >= rows:
+                break
+            if i in marks and i > 0:
+                out.append(self._cut_line(marks[i], shaped, i, width) + "\n", style("distribution--cut"))
+                shown += 1
+                if shown >= rows:
+                    break
+            token = int(shaped.ids[i])
+            label(rank.get(token), token, False)
+            out.append(bar(raw / scale, bar_w), style("distribution--raw"))
+            out.append(f"{percent(raw):>8}", style("distribution--raw"))
+            final = float(shaped.final_probs[i])
+            if final > 0:
+                out.append(" " + bar(final / scale, bar_w), style("distribution--final"))
+                out.append(f"{percent(final):>8}\n", style("distribution--final"))
+            else:
+                out.append(" " + fit("cut", bar_w + 8, align="right") + "\n", style("distribution--cut"))
+            shown += 1
+        if shown < rows:
+            forbidden_until(0.0)
+        removed = f"grammar: {dist.n_allowed} of {dist.n_vocab} allowed · removed {removed_percent(1.0 - dist.allowed_mass)} raw"
+        if shaped is None:
+            out.append(removed + " · no allowed token in the head", style("distribution--muted"))
+        else:
+            out.append(removed + " · " + self._footer(shaped), style("distribution--muted"))
+        return out

@@ -14,7 +14,7 @@ from playground.events import Alternative, TokenEvent
 from playground.params import SamplerParams
 from playground.sampling import Reshaped, StageCut, is_classic, reshape
 from playground.ui.text_cells import bar, fit, percent, token_label
-from playground.ui.widgets.distribution import CUT_NAMES
+from playground.ui.widgets.distribution import CUT_NAMES, removed_percent
 
 NOT_AVAILABLE = "not available from this backend"
 
@@ -33,6 +33,18 @@ def stage_count(stage: StageCut) -> str:
     if stage.n_max == stage.n_min and stage.name not in ("top-k", "top-p", "min-p"):
         return f"≈{stage.n_min}"  # the newer stages' estimates (playground.sampling._reshape_general)
     return f"≥{stage.n_min}"
+
+
+def constraint_line(event: TokenEvent) -> str | None:
+    """What the constraint did at this token: "grammar removed 62% of the mass; the model wanted
+    ' Sure'" (from ``constraint_mass_removed`` and ``unconstrained_text``); None without one."""
+    if event.constraint_mass_removed is None:
+        return None
+    removed = f"grammar removed {removed_percent(event.constraint_mass_removed)} of the mass"
+    if event.unconstrained_id is None:
+        return removed + "; the model's own pick agreed"
+    wanted = event.unconstrained_text
+    return f"{removed}; the model wanted {token_label(wanted) if wanted is not None else f'id {event.unconstrained_id}'}"
 
 
 #: stages that change logits without cutting (shown by name in the survivors' chain)
@@ -166,7 +178,10 @@ class TokenInspector(Widget):
         else:
             line("sampled p", f"{percent(event.p_sampled):>8}   after sampling")
         line("entropy", f"{event.entropy:8.3f} nats" if event.entropy is not None else NOT_AVAILABLE, event.entropy is None)
-        extra = self._stages(line)
+        constrained = constraint_line(event)
+        if constrained is not None:
+            line("constraint", constrained)
+        extra = self._stages(line) + (constrained is not None)
         self._alternatives(out, width, extra)
         return out
 
