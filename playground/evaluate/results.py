@@ -12,12 +12,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from playground.atomic_file import write_text_atomic
 from playground.engine.teacher import AnswerScore, ChoiceScores
 from playground.evaluate.assertions import AssertResult
 from playground.evaluate.cell import CellResult
@@ -31,18 +30,8 @@ CSV_FIELDS = ("variant", "case", "id", "input", "expected", "output", "pass", "a
 
 
 def write_atomic(path: str | Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one step (a temporary file beside it, then ``os.replace``)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Replace ``path`` with ``text`` in one step (``atomic_file``)."""
+    write_text_atomic(path, text)
 
 
 def results_document(suite: Suite, cells: Sequence[Mapping[str, Any]], summary: Mapping[str, Any] | None,

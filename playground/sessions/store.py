@@ -17,12 +17,12 @@ import json
 import os
 import re
 import stat
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from playground.atomic_file import write_bytes_atomic
 from playground.errors import SessionFileError
 from playground.sessions import codec
 from playground.sessions.codec import SchemaError
@@ -181,23 +181,9 @@ def write(session: Session, path: str | os.PathLike[str]) -> Saved:
         raise SessionFileError(f"{target}: the directory {directory} does not exist")
     clean_stale_temps(directory)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        write_bytes_atomic(target, data)
     except OSError as exc:
-        raise SessionFileError(f"{target}: cannot write in {directory} ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp_name)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise SessionFileError(f"{target}: cannot write ({exc.strerror or exc})") from None
-        raise
+        raise SessionFileError(f"{target}: cannot write in {directory} ({exc.strerror or exc})") from None
     _fsync_dir(directory)
     new_notes = prepared.session.trimmed[len(session.trimmed):]
     return Saved(target, tuple(new_notes))

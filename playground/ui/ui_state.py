@@ -7,10 +7,9 @@ file, then a rename) and is only a convenience: a missing or damaged file means 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from playground.atomic_file import write_text_atomic
 from playground.locations import config_dir
 
 STATE_VERSION = 1
@@ -41,11 +40,4 @@ def save_state(values: dict[str, str], path: Path | None = None) -> None:
     path = path or state_file()
     merged = {**load_state(path), **values}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".state.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump({"schema_version": str(STATE_VERSION), **merged}, out, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps({"schema_version": str(STATE_VERSION), **merged}, indent=1, sort_keys=True))
