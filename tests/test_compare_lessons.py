@@ -16,17 +16,15 @@ from tests.helpers import collect
 VARIANTS = """
 [[variant]]
 name = "zero-shot"
-instruction = "Classify the sentiment of the review as positive or negative. Answer with one word."
-input = "The battery died after two days."
+instruction = "Continue the count."
+input = "one, two, three,"
 temp = 0
 
 [[variant]]
-name = "3-shot"
-instruction = "Classify the sentiment of the review as positive or negative. Answer with one word."
-input = "The battery died after two days."
-examples = [{ input = "Broke the first time I used it.", output = "negative" },
-            { input = "Works great, very happy.", output = "positive" },
-            { input = "Arrived late and scratched.", output = "negative" }]
+name = "1-shot"
+instruction = "Continue the count."
+input = "one, two, three,"
+examples = [{ input = "a, b, c,", output = "d, e" }]
 temp = 0
 """
 

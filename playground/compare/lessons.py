@@ -51,8 +51,10 @@ def confidence_gaps(tokens: Sequence[TokenEvent], reference: Sequence[TokenEvent
 
 
 def strongest_gap(gaps: Sequence[ConfidenceGap]) -> ConfidenceGap | None:
-    """The shared position where the lanes' confidence differs most (either way)."""
-    return max(gaps, key=lambda g: abs(g.delta), default=None)
+    """The shared position where the lanes' confidence differs most (either way); None when it
+    does not differ at all (lanes of one prompt: the sampler never changes raw logprobs)."""
+    best = max(gaps, key=lambda g: abs(g.delta), default=None)
+    return best if best is not None and best.delta != 0.0 else None
 
 
 def gap_line(gap: ConfidenceGap) -> str:
