@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
+from playground.constraint import Constraint
 from playground.events import Alternative
-from playground.params import SamplerParams
-from playground.prompt_builder import Example
+from playground.params import DEFAULT_SAMPLERS, LogitBias, SamplerParams
+from playground.prompt_builder import Example, Turn
 from playground.sessions.schema import (
     BackendSpec,
     DistHead,
     Lane,
     LaneError,
+    LanePrompt,
     Metrics,
     PromptParts,
     Receipt,
@@ -42,7 +44,28 @@ samplers = st.builds(
     repeat_last_n=st.integers(-1, 512),
     seed=st.integers(-1, 2**32 - 1),
     greedy=st.booleans(),
+    typical_p=st.floats(0.01, 1.0),
+    top_n_sigma=st.floats(-1.0, 10.0),
+    xtc_probability=st.floats(0.0, 1.0),
+    dry_multiplier=st.floats(0.0, 5.0),
+    dry_sequence_breakers=st.lists(text.filter(bool), max_size=3).map(tuple),
+    presence_penalty=st.floats(-2.0, 2.0),
+    mirostat=st.sampled_from([0, 1, 2]),
+    logit_bias=st.lists(st.builds(LogitBias, bias=st.floats(-100.0, 100.0), token=token_id)
+                        | st.builds(LogitBias, bias=st.floats(-100.0, 100.0), text=text.filter(bool)),
+                        max_size=2).map(tuple),
+    samplers=st.lists(st.sampled_from(DEFAULT_SAMPLERS), max_size=9).map(tuple),
 )
+
+constraints = (
+    st.lists(plain_text.filter(bool), min_size=1, max_size=3, unique=True).map(Constraint.of_choices)
+    | st.builds(Constraint, kind=st.just("grammar"), source=plain_text.filter(lambda t: t.strip() and "\x00" not in t))
+    | st.just(Constraint("json_schema", '{"type": "object"}'))
+)
+turns = st.lists(st.builds(Turn, role=st.sampled_from(["user", "assistant"]), content=text), max_size=3).map(tuple)
+prompt_parts = st.builds(PromptParts, mode=st.sampled_from(["freeform", "structured", "conversation"]), text=text,
+                         instruction=text, context=text, input=text, system=text, turns=turns)
+examples = st.lists(st.builds(Example, input=text, output=text, enabled=st.booleans()), max_size=3).map(tuple)
 
 local_backends = st.builds(BackendSpec, kind=st.just("local"), model=plain_text,
                            model_path=st.none() | plain_text)
@@ -94,6 +117,10 @@ def token_lists(draw: st.DrawFn) -> tuple[TokenRecord, ...]:
             entropy=draw(st.none() | small_float),
             log_z=draw(st.none() | st.floats(-1e3, 1e3)),
             dist=dist,
+            forced=draw(st.booleans()),
+            constraint_mass_removed=draw(st.none() | prob),
+            unconstrained_id=draw(st.none() | token_id),
+            unconstrained_text=draw(st.none() | text),
             bad_values=tuple(draw(st.lists(st.sampled_from(["logprob", "p_sampled", "top", "t", "entropy"]),
                                            max_size=2, unique=True))),
         ))
@@ -103,11 +130,15 @@ def token_lists(draw: st.DrawFn) -> tuple[TokenRecord, ...]:
 lanes = st.builds(
     Lane,
     label=plain_text,
+    variant=plain_text,
+    prompt=st.none() | st.builds(LanePrompt, prompt=prompt_parts, examples=examples, example_format=text,
+                                 template_mode=st.sampled_from(["plain", "chat"])),
     backend=local_backends | remote_backends,
     sampler=samplers,
     request=st.builds(RequestSettings, max_tokens=st.integers(1, 4096),
                       stop=st.lists(text.filter(bool), max_size=2).map(tuple),
-                      top_n=st.integers(0, 100), add_special=st.booleans()),
+                      top_n=st.integers(0, 100), add_special=st.booleans(),
+                      force_ids=st.lists(token_id, max_size=3).map(tuple), constraint=st.none() | constraints),
     messages=st.none() | st.lists(st.tuples(st.sampled_from(["system", "user", "assistant"]), text), max_size=3).map(tuple),
     receipt=receipts,
     started=st.just("2025-01-01T00:00:00Z") | st.just(""),
@@ -139,9 +170,8 @@ def sessions(draw: st.DrawFn) -> Session:
         created=draw(st.just("2025-01-01T00:00:00Z") | st.just("")),
         kind=draw(st.sampled_from(["generate", "compare", "vote"])),
         title=draw(text),
-        prompt=draw(st.builds(PromptParts, mode=st.sampled_from(["freeform", "structured"]), text=text,
-                              instruction=text, context=text, input=text)),
-        examples=tuple(draw(st.lists(st.builds(Example, input=text, output=text, enabled=st.booleans()), max_size=3))),
+        prompt=draw(prompt_parts),
+        examples=draw(examples),
         example_format=draw(text),
         template_mode=draw(st.sampled_from(["plain", "chat"])),
         lanes=lane_list,

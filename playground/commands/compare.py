@@ -29,6 +29,7 @@ from playground.events import DoneEvent, FailedEvent, StartEvent
 from playground.params import GenerationRequest
 from playground.prompt_builder import chat_request, chat_template_of
 from playground.sessions.cli_recording import RunRecording, add_session_options
+from playground.sessions.prompt import lane_prompt
 from playground.sessions.record import backend_from_endpoint
 
 EPILOG = """\
@@ -166,13 +167,16 @@ def run(args: argparse.Namespace) -> int:
             job.with_requests([chat_request(r, None if t.is_remote else job.local_backend(t).engine)
                                for r, t in zip(requests, targets)])
         labels = [lane_label(v, variants[0]) for v in variants]
-        recording = RunRecording.from_args(args, kind="vote" if samples else "compare")
+        # a variants run: the session's prompt is the first variant's, and each lane keeps its own
+        recording = RunRecording.from_args(args, kind="vote" if samples else "compare",
+                                           prompt=variants[0].prompt if variants else None)
         if samples:
             recording.recorder.extractor, recording.recorder.extractor_pattern = _extractor_record(args)
         for k, lane in enumerate(job.lanes):
             endpoint = lane.target.endpoint
+            own = {"label": labels[k], "variant": variants[k].name, "prompt": lane_prompt(variants[k].prompt)} if variants else {}
             recording.recorder.lane(k, request=lane.request,
-                                    backend=backend_from_endpoint(endpoint) if endpoint is not None else None)
+                                    backend=backend_from_endpoint(endpoint) if endpoint is not None else None, **own)
         lanes = job.transcripts
         events = job.stream()
         try:

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         if forced:
             request = replace(request, force_ids=forced)
             job.with_requests([request])
-        recording = RunRecording.from_args(args, request=request, endpoint=endpoint)
+        recording = RunRecording.from_args(args, request=request, endpoint=endpoint, prompt=conversation)
         events = job.stream()
         try:
             status = write_events(recording.tap(lane_events(events)), args.json, out, constraint=request.constraint)

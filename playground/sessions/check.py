@@ -3,8 +3,9 @@
 Before anything runs, each lane's model file is found and its sha256 compared with the receipt: a
 different file means the check cannot run (it would compare two models, not two runs). Each local
 lane is re-run on the single-lane engine with the recorded context size, threads, GPU layers and
-prompt schedule (``prefill_chunk``), from a cold cache, and the token ids are compared in order:
-identical, or the first divergent token with both sides' probabilities. A recording that reused a
+prompt schedule (``prefill_chunk``), with its forced prefix and its constraint, from a cold cache,
+and the token ids (and which were forced) are compared in order: identical, or the first
+divergent token with both sides' probabilities. A recording that reused a
 cached prompt prefix needs no excuse: the engine reuses only whole canonical chunks, or the kept
 last row of an unchanged prompt, so a reused prefix holds exactly the numbers of a cold run.
 
@@ -43,6 +44,8 @@ class TokenSide:
     text: str
     logprob: float | None
     p_sampled: float | None
+    forced: bool = False
+    """Given by the lane's forced prefix, not sampled."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class CheckReport:
 
 # --- pure comparison -----------------------------------------------------------------------------
 def _side(tok: TokenRecord | TokenEvent) -> TokenSide:
-    return TokenSide(tok.id, tok.text, tok.logprob, tok.p_sampled)
+    return TokenSide(tok.id, tok.text, tok.logprob, tok.p_sampled, tok.forced)
 
 
 def first_divergence(
@@ -93,11 +96,11 @@ def first_divergence(
     recorded_end: str | None,
     rerun_end: str | None,
 ) -> tuple[Divergence | None, float | None]:
-    """The first index where the token ids differ or one run ends earlier; and the largest
-    logprob difference over the tokens both runs share."""
+    """The first index where the token ids differ (or one is forced and the other sampled) or one
+    run ends earlier; and the largest logprob difference over the tokens both runs share."""
     delta: float | None = None
     for j, (a, b) in enumerate(zip(recorded, rerun)):
-        if a.id != b.id:
+        if a.id != b.id or a.forced != b.forced:
             return Divergence(j, _side(a), _side(b)), delta
         if a.logprob is not None and b.logprob is not None:
             delta = max(delta or 0.0, abs(a.logprob - b.logprob))
@@ -115,11 +118,13 @@ def is_complete(lane: Lane) -> bool:
 
 
 def rerun_request(lane: Lane) -> GenerationRequest:
-    """The request that reproduces ``lane``: recorded prompt, settings and the seed actually used."""
+    """The request that reproduces ``lane``: recorded prompt, settings (forced prefix and constraint
+    included) and the seed actually used."""
     rc = lane.receipt
     if rc.seed is None and not lane.sampler.is_greedy:
         raise CannotRun("the seed actually used was not recorded")
-    max_tokens = lane.request.max_tokens if is_complete(lane) else max(1, len(lane.tokens))
+    n_forced = len(lane.request.force_ids)  # max_tokens counts the tokens after them
+    max_tokens = lane.request.max_tokens if is_complete(lane) else max(1, len(lane.tokens) - n_forced)
     return GenerationRequest(
         prompt=rc.prompt_text,
         sampler=lane.sampler.replace(seed=rc.seed if rc.seed is not None else 0),
@@ -128,6 +133,8 @@ def rerun_request(lane: Lane) -> GenerationRequest:
         top_n=lane.request.top_n,
         add_special=lane.request.add_special,
         messages=lane.messages,
+        force_ids=lane.request.force_ids,
+        constraint=lane.request.constraint,
     )
 
 

@@ -16,7 +16,9 @@ from typing import Any
 from playground.errors import PlaygroundError, SessionFileError
 from playground.events import StreamEvent
 from playground.params import GenerationRequest
+from playground.prompt_builder import PromptSpec
 from playground.sessions import history
+from playground.sessions.prompt import prompt_fields
 from playground.sessions.record import SessionRecorder, backend_from_endpoint
 from playground.sessions.schema import BackendSpec
 from playground.sessions.store import write
@@ -55,13 +57,15 @@ class RunRecording:
         endpoint: Any = None,
         keep_dist: int = 0,
         history_dir: Path | None = None,
+        prompt: PromptSpec | None = None,
     ) -> None:
         """``endpoint``: a remote ``backends.endpoints.Endpoint`` (recorded as data, keyless);
-        ``history_dir``: the configured history folder (None: the default one)."""
+        ``history_dir``: the configured history folder (None: the default one); ``prompt``: the
+        prompt as given (a conversation), None: the text sent, as a free-form prompt."""
         self.save_to = check_save_target(save_to) if save_to else None
         self.keep_history = keep_history
         self.history_dir = history_dir
-        self.recorder = SessionRecorder(kind=kind, keep_dist=keep_dist)
+        self.recorder = SessionRecorder(kind=kind, keep_dist=keep_dist, **(prompt_fields(prompt) if prompt else {}))
         if endpoint is not None and backend is None:
             backend = backend_from_endpoint(endpoint)
         if request is not None or backend is not None:

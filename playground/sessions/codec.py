@@ -1,7 +1,8 @@
 """Dataclasses <-> plain JSON values, driven by type hints, with errors that name the field.
 
 Encoding writes fields in declaration order and omits those equal to their default (unless the
-field carries ``metadata={"full": True}``). Decoding accepts exactly what encoding can produce:
+field carries ``metadata={"full": True}``, or sits in such a value without ``{"sparse": True}``).
+Decoding accepts exactly what encoding can produce:
 an unknown key, a wrong type or a non-finite number is a ``SchemaError`` with the path of the
 offending value (``lanes[0].tokens[3].id``), so a hand-edited file gets a precise message.
 """
@@ -66,7 +67,7 @@ def encode(value: Any, *, full: bool = False) -> Any:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(value):
             item = getattr(value, f.name)
-            keep = full or f.metadata.get("full", False)
+            keep = (full and not f.metadata.get("sparse", False)) or f.metadata.get("full", False)
             if not keep and item == _default(f):
                 continue
             out[f.name] = encode(item, full=bool(f.metadata.get("full", False)))

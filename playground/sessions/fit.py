@@ -120,6 +120,13 @@ def fit_token(tok: TokenRecord, index: int, previous_t: float) -> TokenRecord:
         mark("entropy", None)
     if tok.log_z is not None and not (_finite(tok.log_z) and abs(tok.log_z) <= L.MAX_ABS_LOG_Z):
         mark("log_z", None)
+    removed = tok.constraint_mass_removed
+    if removed is not None and not (_finite(removed) and 0.0 <= removed <= 1.0 + 1e-6):
+        mark("constraint_mass_removed", None)
+    if tok.unconstrained_id is not None and not _id_ok(tok.unconstrained_id):
+        mark("unconstrained_id", None)
+    if tok.unconstrained_text is not None and len(tok.unconstrained_text) > L.MAX_TEXT_CHARS:
+        mark("unconstrained_text", _cut(tok.unconstrained_text))
     dist, wrong = _dist(tok.dist)
     if dist is not tok.dist:
         changes["dist"] = dist

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from playground.constraint import Constraint
+from playground.errors import InvalidParameterError
 from playground.events import (
     Alternative,
     DoneEvent,
@@ -33,6 +35,7 @@ from playground.sessions.schema import (
     DistHead,
     Lane,
     LaneError,
+    LanePrompt,
     Metrics,
     PromptParts,
     Receipt,
@@ -54,6 +57,16 @@ def _int(value: Any) -> int | None:
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _constraint(value: Any) -> Constraint | None:
+    """The constraint a start event's params name (``Constraint.to_dict``), None if none or unusable."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        return Constraint.from_dict(value)
+    except InvalidParameterError:
+        return None
 
 
 def backend_from_start(event: StartEvent) -> BackendSpec:
@@ -139,6 +152,10 @@ def token_record(event: TokenEvent, keep_dist: int = 0) -> TokenRecord:
         entropy=_round(event.entropy),
         log_z=log_z,
         dist=dist,
+        forced=event.forced,
+        constraint_mass_removed=_round(event.constraint_mass_removed, 8),
+        unconstrained_id=event.unconstrained_id,
+        unconstrained_text=event.unconstrained_text,
     )
 
 
@@ -151,14 +168,19 @@ class LaneRecorder:
         backend: BackendSpec | None = None,
         request: GenerationRequest | None = None,
         label: str = "",
+        variant: str = "",
+        prompt: LanePrompt | None = None,
         keep_dist: int = 0,
         clock: Clock = time.monotonic,
         transcript: Transcript | None = None,
     ) -> None:
-        """``transcript``: one the caller keeps filling (then ``feed`` is not needed)."""
+        """``transcript``: one the caller keeps filling (then ``feed`` is not needed); ``variant`` and
+        ``prompt``: the variant's name and its own prompt setup (``compare --variants`` lanes)."""
         self.backend = backend
         self.request = request
         self.label = label
+        self.variant = variant
+        self.prompt = prompt
         self.keep_dist = keep_dist
         self.transcript = transcript if transcript is not None else Transcript(clock=clock)
 
@@ -194,13 +216,15 @@ class LaneRecorder:
             receipt = dataclasses.replace(receipt, n_vocab=n_vocab)
         if req is not None:
             sampler = req.sampler
-            settings = RequestSettings(req.max_tokens, tuple(req.stop), req.top_n, req.add_special)
+            settings = RequestSettings(req.max_tokens, tuple(req.stop), req.top_n, req.add_special,
+                                       tuple(req.force_ids), req.constraint)
         else:
             sampler = SamplerParams.from_dict(params)
             settings = RequestSettings(
                 max_tokens=_int(params.get("max_tokens")) or RequestSettings.max_tokens,
                 stop=tuple(s for s in params.get("stop", ()) if isinstance(s, str)),
                 top_n=_int(params.get("top_n")) if _int(params.get("top_n")) is not None else RequestSettings.top_n,
+                constraint=_constraint(params.get("constraint")),
             )
         last_t = tokens[-1].t if tokens else 0.0
         seen = self.transcript.elapsed_s
@@ -221,6 +245,8 @@ class LaneRecorder:
             fields = {"finish_reason": "error", "interrupted": True, "error": LaneError(end.title, end.message)}
         return Lane(
             label=self.label,
+            variant=self.variant,
+            prompt=self.prompt,
             backend=self.backend or (backend_from_start(start) if start else BackendSpec()),
             sampler=sampler,
             request=settings,
@@ -266,12 +292,15 @@ class SessionRecorder:
         self.extractor_pattern: str | None = None
 
     def lane(
-        self, index: int, *, backend: BackendSpec | None = None, request: GenerationRequest | None = None, label: str = ""
+        self, index: int, *, backend: BackendSpec | None = None, request: GenerationRequest | None = None,
+        label: str = "", variant: str = "", prompt: LanePrompt | None = None,
     ) -> LaneRecorder:
-        """The recorder of lane ``index``; declare a lane's request here to keep a random seed as -1."""
+        """The recorder of lane ``index``; declare a lane's request here to keep a random seed as -1
+        (and a variant's name and own prompt, see ``LaneRecorder``)."""
         if index not in self.lanes:
             self.lanes[index] = LaneRecorder(
-                backend=backend, request=request, label=label, keep_dist=self.keep_dist, clock=self._clock
+                backend=backend, request=request, label=label, variant=variant, prompt=prompt,
+                keep_dist=self.keep_dist, clock=self._clock,
             )
         return self.lanes[index]
 

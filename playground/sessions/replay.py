@@ -62,6 +62,7 @@ def start_event(lane: Lane) -> StartEvent:
         "max_tokens": lane.request.max_tokens,
         "stop": list(lane.request.stop),
         "top_n": lane.request.top_n,
+        **({"constraint": lane.request.constraint.to_dict()} if lane.request.constraint is not None else {}),
     }
     return StartEvent(
         model=model,
@@ -100,6 +101,10 @@ def token_event(tok: TokenRecord, n_vocab: int | None = None) -> TokenEvent:
         n_candidates=tok.n_candidates,
         entropy=tok.entropy,
         dist=raw_distribution(tok, n_vocab),
+        forced=tok.forced,
+        constraint_mass_removed=tok.constraint_mass_removed,
+        unconstrained_id=tok.unconstrained_id,
+        unconstrained_text=tok.unconstrained_text,
     )
 
 

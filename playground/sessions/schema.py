@@ -1,11 +1,14 @@
-"""What a session file holds, as typed frozen dataclasses (schema version 1).
+"""What a session file holds, as typed frozen dataclasses (schema version 2).
 
-A session is one prompt (its parts, few-shot examples, example format and template mode) and N lanes:
-a ``generate`` run is one lane, a comparison or a self-consistency vote several. Each lane keeps its
-backend (as data, never a key), its sampler settings, a reproducibility receipt and the full token
-trace. Field order here is the order in the file; fields equal to their default are omitted, except
-those marked ``FULL`` (sampler settings and the prompt format: their code defaults may change, a
-recorded run must not).
+A session is one prompt (its parts or a conversation, few-shot examples, example format and template
+mode) and N lanes: a ``generate`` run is one lane, a comparison or a self-consistency vote several. A
+lane of ``compare --variants`` also keeps its own prompt setup and its variant's name. Each lane keeps
+its backend (as data, never a key), its sampler settings, its request (limits, a forced prefix, a
+constraint), a reproducibility receipt and the full token trace. Field order here is the order in the
+file; fields equal to their default are omitted, except those marked ``FULL`` (sampler settings and
+the prompt format: their code defaults may change, a recorded run must not). ``SPARSE`` fields are
+omitted at their default even inside a FULL value: their default is an absence (no forced prefix, no
+constraint), never a setting that could change.
 
 Probabilities a backend did not give are ``None`` and absent from the file, never invented.
 """
@@ -16,14 +19,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from playground.constraint import Constraint
 from playground.events import Alternative
 from playground.params import SamplerParams
-from playground.prompt_builder import DEFAULT_EXAMPLE_FORMAT, Example
+from playground.prompt_builder import DEFAULT_EXAMPLE_FORMAT, Example, Turn
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: field metadata: write every field of this value, even those equal to their default
 FULL = {"full": True}
+#: field metadata: omit this field at its default even inside a FULL value (its default is "none")
+SPARSE = {"sparse": True}
 
 BackendKind = Literal["local", "openai", "ollama", "llamacpp"]
 FinishReason = Literal["stop", "length", "cancelled", "error"]
@@ -34,15 +40,29 @@ SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 @dataclass(frozen=True)
 class PromptParts:
-    """The prompt as the user wrote it: free-form text, or instruction / context / input
-    (the fields of ``prompt_builder.PromptSpec``; examples and format are the session's)."""
+    """The prompt as the user wrote it: free-form text, instruction / context / input, or a
+    conversation (the fields of ``prompt_builder.PromptSpec``; examples and format are the session's)."""
 
-    mode: Literal["freeform", "structured"] = "freeform"
+    mode: Literal["freeform", "structured", "conversation"] = "freeform"
     text: str = ""
     """The free-form prompt (mode "freeform")."""
     instruction: str = ""
     context: str = ""
     input: str = ""
+    system: str = ""
+    """The system prompt (conversation and structured chat prompts); empty: the template's default."""
+    turns: tuple[Turn, ...] = ()
+    """The conversation's user / assistant turns, in order (mode "conversation")."""
+
+
+@dataclass(frozen=True)
+class LanePrompt:
+    """A lane's own prompt setup, when it is not the session's (a ``compare --variants`` lane)."""
+
+    prompt: PromptParts = field(default_factory=PromptParts)
+    examples: tuple[Example, ...] = ()
+    example_format: str = field(default=DEFAULT_EXAMPLE_FORMAT, metadata=FULL)
+    template_mode: Literal["plain", "chat"] = field(default="plain", metadata=FULL)
 
 
 @dataclass(frozen=True)
@@ -72,6 +92,11 @@ class RequestSettings:
     top_n: int = 10
     add_special: bool = True
     """Whether the tokenizer added BOS (a chat-templated prompt already carries it)."""
+    force_ids: tuple[int, ...] = field(default=(), metadata=SPARSE)
+    """Token ids given before anything was sampled (``GenerationRequest.force_ids``: a branch, a
+    completion prefix); the trace holds them first, marked ``forced``; ``max_tokens`` counts after them."""
+    constraint: Constraint | None = field(default=None, metadata=SPARSE)
+    """The shape the output had to take (JSON schema, GBNF grammar, choice list); None: free."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +147,14 @@ class TokenRecord:
     log_z: float | None = None
     """Log normaliser of the raw logits (raw logit = logprob + log_z), for penalty maths on replay."""
     dist: DistHead | None = None
+    forced: bool = False
+    """Given (a forced prefix), not sampled: ``p_sampled`` and ``n_candidates`` are None."""
+    constraint_mass_removed: float | None = None
+    """Under a constraint: the raw probability of the tokens the grammar forbade at this step."""
+    unconstrained_id: int | None = None
+    """Under a constraint: the token the same sampler and seed would have taken without it, where
+    that differs from ``id``."""
+    unconstrained_text: str | None = None
     bad_values: tuple[str, ...] = ()
     """Names of this token's values that were NaN, infinite or impossible when it was saved (a
     damaged model, a broken server): stored as null (or dropped, for ``top``/``dist``), the token kept."""
@@ -152,6 +185,10 @@ class Lane:
     """One stream: its backend, settings, receipt, trace and outcome."""
 
     label: str = ""
+    variant: str = ""
+    """The name of the ``compare --variants`` variant the lane ran ("" : not a variant)."""
+    prompt: LanePrompt | None = None
+    """The lane's own prompt setup (variants); None: the session's. The text sent is the receipt's."""
     backend: BackendSpec = field(default_factory=BackendSpec)
     sampler: SamplerParams = field(default_factory=SamplerParams, metadata=FULL)
     """As requested (seed -1 = random); the seed used is in the receipt."""

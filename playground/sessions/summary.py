@@ -65,6 +65,11 @@ def session_summary(session: Session, *, source: str = "", upgraded_from: int | 
         for name in ("instruction", "context", "input"):
             if getattr(p, name):
                 lines.append(f"  {name}: {_short(getattr(p, name))}")
+    elif p.mode == "conversation":
+        if p.system:
+            lines.append(f"  system: {_short(p.system)}")
+        lines.append(f"  conversation: {len(p.turns)} turn(s)"
+                     + (f", last ({p.turns[-1].role}): {_short(p.turns[-1].content)}" if p.turns else ""))
     else:
         lines.append(f"  prompt: {_short(p.text)}")
     if session.examples:
@@ -73,8 +78,13 @@ def session_summary(session: Session, *, source: str = "", upgraded_from: int | 
     lines.append(f"  template: {session.template_mode}")
     for k, lane in enumerate(session.lanes):
         label = f" {lane.label}" if lane.label else ""
-        lines.append(f"lane {k}{label}: {backend_line(lane)}")
+        variant = f" [variant {lane.variant}]" if lane.variant else ""
+        lines.append(f"lane {k}{variant}{label}: {backend_line(lane)}")
         lines.append(f"  {sampler_line(lane)}")
+        if lane.request.force_ids:
+            lines.append(f"  forced prefix: {len(lane.request.force_ids)} token(s)")
+        if lane.request.constraint is not None:
+            lines.append(f"  constraint: {lane.request.constraint.label} {_short(lane.request.constraint.source, 50)}")
         lines.append(f"  {lane_outcome(lane)}")
         n_bad = sum(bool(tok.bad_values) for tok in lane.tokens)
         if n_bad:

@@ -9,6 +9,9 @@ Version 0 (the early single-run format, kept for its test fixture) was flat::
      "model": {"name", "size", "sha256", "path"}, "settings": {sampler fields, seed (used),
      max_tokens, stop, top_n}, "n_ctx": .., "n_threads": .., "tokens": [{"id", "text",
      "logprob", "t"}], "finish_reason": ...}
+
+Version 1 had no conversations, lane prompts, variants, forced prefixes nor constraints, and files
+written before the full sampler set hold only the first eight sampler settings (see ``upgrade_v1_to_v2``).
 """
 
 from __future__ import annotations
@@ -75,8 +78,50 @@ def upgrade_v0_to_v1(data: Raw) -> Raw:
     }
 
 
+#: The sampler settings version 1 files may lack (written before the full llama.cpp sampler set),
+#: with the values those runs had: every newer stage off, llama.cpp's chain order. Spelled out here,
+#: not read from ``SamplerParams``: a later change of a default must not change a recorded run.
+V1_SAMPLER_DEFAULTS: dict[str, Any] = {
+    "typical_p": 1.0,
+    "top_n_sigma": -1.0,
+    "xtc_probability": 0.0,
+    "xtc_threshold": 0.1,
+    "dry_multiplier": 0.0,
+    "dry_base": 1.75,
+    "dry_allowed_length": 2,
+    "dry_penalty_last_n": 64,
+    "dry_sequence_breakers": ["\n", ":", '"', "*"],
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+    "mirostat": 0,
+    "mirostat_eta": 0.1,
+    "mirostat_tau": 5.0,
+    "dynatemp_range": 0.0,
+    "dynatemp_exponent": 1.0,
+    "logit_bias": [],
+    "samplers": ["penalties", "dry", "top_n_sigma", "top_k", "typ_p", "top_p", "min_p", "xtc", "temperature"],
+}
+
+
+def upgrade_v1_to_v2(data: Raw) -> Raw:
+    """Version 2 added conversations, lanes' own prompts and variant names, forced prefixes and
+    constraints (request and per token), all absent = as before; a v1 lane's sampler is completed
+    with the settings it ran under (``V1_SAMPLER_DEFAULTS``), so that it stays the same run."""
+    lanes = data.get("lanes", [])
+    if not isinstance(lanes, list):
+        raise SchemaError("lanes", "expected an array")
+    upgraded = []
+    for k, lane in enumerate(lanes):
+        if isinstance(lane, dict):
+            sampler = _obj(lane, "sampler", f"lanes[{k}].")
+            lane = {**lane, "sampler": {**sampler, **{key: value for key, value in V1_SAMPLER_DEFAULTS.items()
+                                                      if key not in sampler}}}
+        upgraded.append(lane)  # anything else fails decoding, with its path
+    return {**data, "schema_version": 2, "lanes": upgraded}
+
+
 #: version n -> function turning a version-n object into a version n+1 object
-UPGRADES: dict[int, Callable[[Raw], Raw]] = {0: upgrade_v0_to_v1}
+UPGRADES: dict[int, Callable[[Raw], Raw]] = {0: upgrade_v0_to_v1, 1: upgrade_v1_to_v2}
 
 
 def upgrade(data: Raw) -> tuple[Raw, int]:

@@ -67,6 +67,13 @@ def _validate_lane(lane: Lane, path: str) -> None:
     _int_in(req.max_tokens, 1, L.MAX_INT32, f"{path}.request.max_tokens")
     _require(0 <= req.top_n <= L.MAX_ALTERNATIVES, f"{path}.request.top_n", f"must be between 0 and {L.MAX_ALTERNATIVES}")
     _require(all(req.stop), f"{path}.request.stop", "a stop string must not be empty")
+    _require(all(0 <= t <= L.MAX_TOKEN_ID for t in req.force_ids), f"{path}.request.force_ids",
+             f"token ids are between 0 and {L.MAX_TOKEN_ID}")
+    if req.constraint is not None:
+        try:
+            req.constraint.validate()
+        except InvalidParameterError as exc:
+            raise SchemaError(f"{path}.request.constraint", exc.message) from None
     backend = lane.backend
     _require(
         backend.api_key_env is None or bool(ENV_NAME.match(backend.api_key_env)),
@@ -108,6 +115,9 @@ def _token_ok(tok: TokenRecord, j: int, previous_t: float) -> bool:
         and all(lo_id <= a.id <= hi_id and lo_lp <= a.logprob <= hi_lp and len(a.text) <= chars for a in tok.top)
         and (tok.n_candidates is None or 0 <= tok.n_candidates <= L.MAX_INT32)
         and (tok.log_z is None or abs(tok.log_z) <= L.MAX_ABS_LOG_Z)
+        and (tok.constraint_mass_removed is None or 0.0 <= tok.constraint_mass_removed <= 1.0 + 1e-6)
+        and (tok.unconstrained_id is None or lo_id <= tok.unconstrained_id <= hi_id)
+        and (tok.unconstrained_text is None or len(tok.unconstrained_text) <= chars)
         and (tok.dist is None or (
             len(tok.dist.ids) == len(tok.dist.logprobs) and len(tok.dist.ids) <= L.MAX_DIST_HEAD
             and all(lo_id <= i <= hi_id for i in tok.dist.ids) and all(lo_lp <= x <= hi_lp for x in tok.dist.logprobs)
@@ -141,6 +151,12 @@ def _validate_token(tok: TokenRecord, j: int, previous_t: float, tp: str) -> Non
         _logprob(alt.logprob, f"{tp}.top[{a}][2]")
     _int_in(tok.n_candidates, 0, L.MAX_INT32, f"{tp}.n_candidates")
     _require(tok.log_z is None or abs(tok.log_z) <= L.MAX_ABS_LOG_Z, f"{tp}.log_z", f"must be within ±{L.MAX_ABS_LOG_Z:g}")
+    removed = tok.constraint_mass_removed
+    _require(removed is None or 0.0 <= removed <= 1.0 + 1e-6, f"{tp}.constraint_mass_removed", "a probability is in [0, 1]")
+    if tok.unconstrained_id is not None:
+        _token_id(tok.unconstrained_id, f"{tp}.unconstrained_id")
+    _require(tok.unconstrained_text is None or len(tok.unconstrained_text) <= L.MAX_TEXT_CHARS, f"{tp}.unconstrained_text",
+             f"longer than {L.MAX_TEXT_CHARS} characters")
     if tok.dist is not None:
         _require(len(tok.dist.ids) == len(tok.dist.logprobs), f"{tp}.dist", "ids and logprobs differ in length")
         _require(len(tok.dist.ids) <= L.MAX_DIST_HEAD, f"{tp}.dist", f"more than {L.MAX_DIST_HEAD} entries")

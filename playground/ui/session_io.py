@@ -86,8 +86,8 @@ def history_session(spec: PromptSpec, record: RunRecord) -> Session:
 
 
 def panes_of(session: Session, lane_index: int = 0) -> PaneState:
-    """The panes' content for ``session`` shown at lane ``lane_index``."""
-    spec = prompt_spec(session)
+    """The panes' content for ``session`` shown at lane ``lane_index`` (a variant lane's own prompt)."""
+    spec = prompt_spec(session, lane_index)
     if not session.lanes:
         return PaneState(spec, SamplerParams(), RequestSettings.max_tokens, (), None)
     lane = session.lanes[lane_index]
