@@ -131,10 +131,12 @@ class PromptPanel(Vertical):
     def focus_prompt(self) -> None:
         """Focus the field a user most likely types into (a conversation: its turns)."""
         mode = self.mode
-        if mode == "conversation":
-            self.query_one("#turn-list").focus()
-        else:
-            self.query_one("#input" if mode == "structured" else "#freeform-text", TextArea).focus()
+        target = self.query_one("#turn-list") if mode == "conversation" else \
+            self.query_one("#input" if mode == "structured" else "#freeform-text", TextArea)
+        # This screen's own focus, at once: ``focus()`` is deferred and lands on whatever screen is
+        # on top by then (a session opened onto the compare screen), leaving this screen's focus in
+        # the hidden pane, whose TabPane.Focused then switches the tabs back.
+        self.screen.set_focus(target)
 
     def append_reply(self, text: str) -> bool:
         """Continue the conversation: ``text`` (the model's reply) becomes the last assistant turn.
