@@ -42,6 +42,15 @@ def test_core_never_imports_textual():
     assert out.stdout.strip() == "[]"
 
 
+def test_the_app_starts_without_loading_llama_cpp():
+    """Importing llama_cpp holds the GIL for a quarter of a second: the TUI's first paint must not
+    wait for it (the model loader thread imports it)."""
+    code = "import sys, playground.ui.app; print('llama_cpp' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
 # --- layers: imports point down only, and no module imports itself through others ----------------
 # Rank of each part of the package, top first. A module may import modules of its own part or of a
 # part ranked lower (a larger number); parts of one rank must not import each other in a circle.

@@ -13,14 +13,17 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from playground.backends.base import Capabilities
-from playground.engine.generator import Engine
 from playground.engine.lane_events import BatchDone, LaneEvent, batch_summary
 from playground.engine_options import EngineChoice
 from playground.errors import PlaygroundError
 from playground.events import DoneEvent, FailedEvent, StartEvent, StreamEvent, TokenEvent
 from playground.params import GenerationRequest
+
+if TYPE_CHECKING:  # llama_cpp loads with the engine, not with this module (the TUI imports it at start-up)
+    from playground.engine.generator import Engine
 
 _END = object()
 

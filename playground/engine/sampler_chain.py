@@ -165,6 +165,9 @@ class SamplerChain:
         """Trailing prompt tokens to ``accept`` before the first sample (-1: all)."""
         self._chain = build_chain(params, n_vocab, seed, model)
         self._greedy = params.is_greedy
+        # Only top-n-sigma masks candidates to -inf instead of dropping them: the count of those
+        # is a scan of the survivors, done per token only when that stage is on.
+        self._may_mask = params.top_n_sigma > 0
         self._ids = np.arange(n_vocab, dtype=np.int32)
         self._cand = np.zeros(n_vocab, dtype=TOKEN_DATA_DTYPE)
         self._array = llama_cpp.llama_token_data_array(
@@ -207,6 +210,8 @@ class SamplerChain:
         """Candidates left with a chance: the array's size less any masked to -inf (top-n-sigma,
         a -inf bias). XTC moves ``data`` forward inside our buffer, so read from where it points."""
         size = int(arr.size)
+        if not self._may_mask:
+            return size
         start = (ctypes.cast(arr.data, ctypes.c_void_p).value - self._cand.ctypes.data) // TOKEN_DATA_DTYPE.itemsize
         kept = self._cand["logit"][start:start + size]
         return size - int(np.count_nonzero(np.isneginf(kept)))
@@ -246,7 +251,7 @@ class SamplerChain:
         if into is None:
             into = object.__new__(SamplerChain)
             into.params, into.seed, into.n_vocab = self.params, self.seed, self.n_vocab
-            into.history_needed, into._greedy, into._ids = self.history_needed, self._greedy, self._ids
+            into.history_needed, into._greedy, into._ids, into._may_mask = self.history_needed, self._greedy, self._ids, self._may_mask
             into._cand = np.zeros(self.n_vocab, dtype=TOKEN_DATA_DTYPE)
             into._array = llama_cpp.llama_token_data_array(
                 data=into._cand.ctypes.data_as(llama_cpp.llama_token_data_p), size=self.n_vocab, selected=-1, sorted=False,

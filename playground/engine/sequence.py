@@ -110,7 +110,7 @@ class SequenceDecoder:
             if self.stop_hit is not None:
                 self.end("stop")
                 return picked
-        if self.n + 1 >= self.request.max_tokens or self.pos + 1 > model.n_ctx:
+        if self.n - self.n_forced + 1 >= self.request.max_tokens or self.pos + 1 > model.n_ctx:
             self.end("length")
             return picked
         self.next_token = token
@@ -142,8 +142,7 @@ class SequenceDecoder:
             event = replace(self.token_event(SampledToken(token, None, None), logits, t0, dist_size, with_entropy),  # type: ignore[arg-type]
                             forced=True)
             self.t_first = t_first  # the time to the first token is the first generated one's
-        self.n_forced += 1
-        self.request = replace(self.request, max_tokens=self.request.max_tokens + 1)
+        self.n_forced += 1  # max_tokens counts the new tokens after these (``choose``)
         self.next_token = token
         return event
 

@@ -31,7 +31,6 @@ from playground.ui.screens.main_sessions import SessionActions
 from playground.ui.screens.rendered_prompt import RenderedPromptScreen
 from playground.ui.session_io import token_text_for
 from playground.ui.settings import AppSettings
-from playground.engine.constraint import check_constraint
 from playground.ui.widgets.completion import CompletionView
 from playground.ui.widgets.constraint_panel import ConstraintPanel
 from playground.ui.widgets.structured_view import StructuredView
@@ -283,6 +282,8 @@ class MainScreen(SessionActions, BranchActions, Screen):
     def _check_constraint(self, constraint) -> None:
         """A schema or grammar compiled by the local model's llama.cpp (errors with line and column)."""
         if self.engine is not None and self.settings.endpoint is None:
+            from playground.engine.constraint import check_constraint  # llama_cpp: not at start-up
+
             check_constraint(self.engine.model, constraint)
 
     def action_reply_to_turn(self) -> None:
